@@ -1,0 +1,78 @@
+"""Persona cards: authored YAML files and LLM-synthesized cards, validated the same way.
+
+A bad card is an error that names the file and the field, raised only for its own
+partition: one broken card never stops the others.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from rp_pipeline.core.ids import content_id
+from rp_pipeline.core.models import PersonaCard, SeedSample, TopicSet
+from rp_pipeline.core.prompts import Prompts
+
+
+class PersonaCardError(ValueError):
+    """A card file that cannot become a PersonaCard; message names file and field."""
+
+
+def authored_persona_ids(personas_dir: Path) -> list[str]:
+    return sorted(p.stem for p in personas_dir.glob("*.yaml"))
+
+
+def load_persona_file(path: Path) -> PersonaCard:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PersonaCardError(f"{path}: not valid YAML: {exc}") from exc
+    except OSError as exc:
+        raise PersonaCardError(f"{path}: cannot read: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise PersonaCardError(f"{path}: expected a mapping of card fields, got {type(raw).__name__}")
+    raw.setdefault("id", path.stem)
+    if raw["id"] != path.stem:
+        raise PersonaCardError(f"{path}: field 'id' is {raw['id']!r} but must equal the file name {path.stem!r}")
+    try:
+        return PersonaCard.model_validate({**raw, "source": "authored"})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"field '{'.'.join(str(x) for x in err['loc'])}': {err['msg']}" for err in exc.errors()
+        )
+        raise PersonaCardError(f"{path}: {problems}") from exc
+
+
+def system_prompt(card: PersonaCard, prompts: Prompts) -> str:
+    """The training system prompt: the card and the ground rules, never the scene (notes 000)."""
+    return prompts.render("persona_system", card=card)
+
+
+class PersonaDraft(BaseModel):
+    """What the persona writer returns; ids, language and provenance are ours, not the LLM's."""
+
+    name: str = Field(min_length=1)
+    gender: str = Field(min_length=1)
+    age: int = Field(ge=1, le=10_000)
+    background: str = Field(min_length=1)
+    speaking_examples: list[str] = Field(min_length=2, max_length=5)
+    knowledge_boundary: str = Field(min_length=1)
+    opening_line: str = Field(min_length=1)
+    specialty: str = Field(min_length=1)
+
+
+def card_from_draft(draft: PersonaDraft, sample: SeedSample, topics: TopicSet) -> PersonaCard:
+    """Fields the seed sample already fixes are copied, not regenerated, so coverage holds."""
+    slug = content_id("syn", {"sample": sample.id, "name": draft.name})
+    return PersonaCard(
+        id=slug,
+        occupation=sample.character_occupation,
+        personality=list(sample.character_personality.behaviours),
+        relation_to_user=sample.relationship,
+        language=sample.language,
+        source="synthesized",
+        parent_ids=[sample.id, topics.id],
+        **draft.model_dump(),
+    )

@@ -1,0 +1,53 @@
+"""A run profile: every size and knob of one pipeline run in one YAML file.
+
+`assets/profiles/demo.yaml` is small enough for 2 CPU cores; `full.yaml` is the size the
+field notes worked at. Switching is one environment variable (RP_PROFILE).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rp_pipeline.core.cleaning import CleaningConfig
+from rp_pipeline.core.corpus import CorpusConfig
+from rp_pipeline.core.simulate import SimulationConfig
+
+
+class TrainingProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: str = Field("embedded", description='"embedded" or a local HF model directory (safetensors)')
+    sft_steps: int = Field(10, ge=1)
+    dpo_steps: int = Field(5, ge=1)
+    max_length: int = Field(512, ge=32)
+    batch_size: int = Field(2, ge=1)
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    sft_learning_rate: float = 2e-4
+    dpo_learning_rate: float = 5e-5
+    dpo_beta: float = 0.1
+    eval_max_new_tokens: int = Field(48, ge=1)
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    seed: int = 0
+    n_seed_samples: int = Field(8, ge=1)
+    n_synthesized_personas: int = Field(1, ge=0)
+    self_samples_per_turn: int = Field(1, ge=0)
+    simulation: SimulationConfig = SimulationConfig()
+    cleaning: CleaningConfig = CleaningConfig()
+    corpus: CorpusConfig = CorpusConfig()
+    training: TrainingProfile = TrainingProfile()
+
+
+def load_profile(path: Path) -> Profile:
+    try:
+        return Profile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ValueError(f"{path}: invalid run profile: {exc}") from exc

@@ -1,0 +1,37 @@
+"""Prompt templates live in `assets/prompts/*.j2` so prompt work never touches code."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from rp_pipeline.core.ids import content_hash
+
+
+class Prompts:
+    def __init__(self, prompts_dir: Path):
+        self.dir = prompts_dir
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(prompts_dir)),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            autoescape=False,
+        )
+
+    def render(self, name: str, **context: Any) -> str:
+        return self._env.get_template(f"{name}.j2").render(**context).strip()
+
+    @property
+    def version(self) -> str:
+        """Hash of every template: part of the code version of the stages that use them."""
+        return _dir_hash(self.dir)
+
+
+@lru_cache(maxsize=8)
+def _dir_hash(path: Path) -> str:
+    return content_hash({p.name: p.read_text(encoding="utf-8") for p in sorted(path.glob("*.j2"))}, 12)

@@ -1,0 +1,98 @@
+"""The character reply rules of the field notes as checks that return reason codes.
+
+Generation uses them to regenerate a bad reply; cleaning uses the same checks to drop or
+repair what slipped through, so both stages agree on what "bad" means.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel
+
+from rp_pipeline.core.langid import detect_language
+from rp_pipeline.core.models import Violation
+from rp_pipeline.core.reply_format import ReplyFormatError, parse_reply
+
+_STAGE_DIRECTION = re.compile(r"\*[^*\n]{1,40}\*|[（(]([^）)\n]{1,40})[）)]")
+_TAG = re.compile(r"<[^<>]*>")
+
+
+class RuleSet(BaseModel):
+    """Phrase lists per language from `assets/rules/*.yaml`."""
+
+    assistant_speak: dict[str, list[str]]
+    goodbye: dict[str, list[str]]
+    meta_commentary: dict[str, list[str]]
+
+    @classmethod
+    def load(cls, rules_dir: Path) -> RuleSet:
+        def read(name: str) -> dict[str, list[str]]:
+            path = rules_dir / f"{name}.yaml"
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+                raise ValueError(f"{path}: expected a mapping of language code -> list of phrases")
+            return data
+
+        return cls(**{name: read(name) for name in cls.model_fields})
+
+    def find(self, kind: str, text: str) -> str | None:
+        """The first phrase of list `kind` (any language) that occurs in `text`."""
+        match = _phrase_pattern(tuple(p for ps in getattr(self, kind).values() for p in ps)).search(text)
+        return match.group(0) if match else None
+
+
+@lru_cache(maxsize=32)
+def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    """One alternation; phrases that start or end with a letter match whole words only, so
+    "as an AI" does not fire on "has an aim" (CJK has no word boundaries and matches as is)."""
+    def bounded(phrase: str) -> str:
+        body = re.escape(phrase)
+        if phrase[:1].isascii() and phrase[:1].isalnum():
+            body = r"(?<!\w)" + body
+        if phrase[-1:].isascii() and phrase[-1:].isalnum():
+            body += r"(?!\w)"
+        return body
+
+    ordered = sorted(set(phrases), key=len, reverse=True)
+    return re.compile("|".join(bounded(p) for p in ordered) or r"(?!)", re.IGNORECASE)
+
+
+def visible_text(raw: str) -> str:
+    return _TAG.sub("", raw).strip()
+
+
+def is_stage_direction(fragment: str) -> bool:
+    """`*blinks*` or `（笑着说）` is narration; `(＾▽＾)` is a kaomoji and stays."""
+    return sum(ch.isalpha() for ch in fragment) >= 2
+
+
+def check_character_reply(raw: str, language: str, rules: RuleSet) -> list[Violation]:
+    """Every rule a character reply breaks, as reason codes with a short detail."""
+    if not raw.strip():
+        return [Violation(code="empty")]
+    found: list[Violation] = []
+    text = visible_text(raw)
+    try:
+        reply = parse_reply(raw)
+        if len(reply.text) > reply.char_limit:
+            found.append(Violation(code="too_long", detail=f"{len(reply.text)} > {reply.char_limit} chars"))
+    except ReplyFormatError as exc:
+        found.append(Violation(code="bad_format", detail=str(exc)))
+    if phrase := rules.find("meta_commentary", text):
+        found.append(Violation(code="meta_commentary", detail=phrase))
+    for match in _STAGE_DIRECTION.finditer(text):
+        if is_stage_direction(match.group(0)):
+            found.append(Violation(code="stage_direction", detail=match.group(0)))
+            break
+    if phrase := rules.find("assistant_speak", text):
+        found.append(Violation(code="assistant_speak", detail=phrase))
+    if phrase := rules.find("goodbye", text):
+        found.append(Violation(code="goodbye", detail=phrase))
+    detected = detect_language(text)
+    if detected is not None and detected != language:
+        found.append(Violation(code="wrong_language", detail=f"detected {detected}, expected {language}"))
+    return found

@@ -1,0 +1,153 @@
+"""Multi-agent dialogue simulation (field notes 000/001).
+
+Four agents: the character (sees its card and the scene, never the user card), the user
+agent (sees the character card, its own user card and the scene), a scene agent that
+injects topics, and a moderator that only decides when to stop. Character replies are
+checked against the reply rules as they are generated and regenerated on violation; the
+rejected attempts are kept, since they are exactly the "rejected" side DPO wants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import BaseModel, Field
+
+from rp_pipeline.core.ids import content_id
+from rp_pipeline.core.languages import LANGUAGES
+from rp_pipeline.core.models import Attempt, Dialogue, PersonaCard, SeedSample, TopicSet, Turn, UserCard
+from rp_pipeline.core.personas import system_prompt
+from rp_pipeline.core.prompts import Prompts
+from rp_pipeline.core.rules import RuleSet, check_character_reply
+from rp_pipeline.core.topics import stable_seed
+from rp_pipeline.llm.client import LLMClient
+
+
+class SimulationConfig(BaseModel):
+    min_turns: int = Field(20, ge=2)
+    max_turns: int = Field(100, ge=2)
+    topic_every: int = Field(4, ge=1, description="the scene agent injects a topic every N user turns")
+    moderator_every: int = Field(4, ge=1, description="ask the moderator every N turns after min_turns")
+    max_attempts: int = Field(3, ge=1, description="character regenerations on a rule violation")
+    dialogues_per_persona: int = Field(1, ge=1)
+
+    def model_post_init(self, __context: object) -> None:
+        if self.min_turns > self.max_turns:
+            raise ValueError(f"min_turns ({self.min_turns}) > max_turns ({self.max_turns})")
+
+
+class StopDecision(BaseModel):
+    stop: bool
+    reason: str = ""
+
+
+def user_card(sample: SeedSample) -> UserCard:
+    return UserCard(personality=sample.user_personality, occupation=sample.user_occupation,
+                    relationship=sample.relationship)
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """User-agent output: the first non-empty line, without a speaker prefix or quotes."""
+    line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
+    if ":" in line[:12]:
+        line = line.split(":", 1)[1].strip()
+    return line.strip('"“”「」')[:limit]
+
+
+class DialogueSimulator:
+    def __init__(self, llm: LLMClient, prompts: Prompts, rules: RuleSet, config: SimulationConfig):
+        self.llm, self.prompts, self.rules, self.config = llm, prompts, rules, config
+
+    async def simulate(
+        self, persona: PersonaCard, sample: SeedSample, topics: TopicSet, index: int = 0
+    ) -> Dialogue:
+        key = {"persona": persona.model_dump(), "sample": sample.id, "topics": topics.id, "index": index,
+               "config": self.config.model_dump(), "prompts": self.prompts.version}
+        dialogue_id = content_id("dlg", key)
+        user = user_card(sample)
+        language = LANGUAGES[persona.language]
+        character_system = system_prompt(persona, self.prompts) + "\n\n" + self.prompts.render(
+            "character_scene", scene=sample.scene)
+        user_system = self.prompts.render("user_agent", card=persona, user=user, scene=sample.scene,
+                                          language_name=language)
+        turns = [Turn(role="character", content=persona.opening_line)]
+        stop_reason = "max_turns"
+        user_turns = 0
+        while len(turns) < self.config.max_turns:
+            topic = None
+            if user_turns and user_turns % self.config.topic_every == 0:
+                topic = await self._scene_topic(dialogue_id, sample, topics, turns, language)
+            turns.append(await self._user_turn(dialogue_id, user_system, turns, topic))
+            user_turns += 1
+            turns.append(await self._character_turn(dialogue_id, character_system, persona, turns))
+            if await self._should_stop(dialogue_id, turns):
+                stop_reason = "moderator"
+                break
+        return Dialogue(
+            id=dialogue_id, persona_id=persona.id, sample_id=sample.id, topic_id=topics.id,
+            language=persona.language, mode="multi_agent", system_prompt=system_prompt(persona, self.prompts),
+            scene=sample.scene, user=user, turns=turns, stop_reason=stop_reason,
+        )
+
+    async def _user_turn(self, dialogue_id: str, system: str, turns: list[Turn], topic: str | None) -> Turn:
+        # The user agent sees the conversation from the other side: roles are swapped.
+        messages = [{"role": "system", "content": system}] + [
+            {"role": "user" if t.role == "character" else "assistant", "content": t.content} for t in turns
+        ]
+        if topic:
+            messages[-1]["content"] += f"\n\n[Steer the conversation toward: {topic}]"
+        text = await self.llm.complete("user_agent", messages, seed=stable_seed(dialogue_id, len(turns)))
+        return Turn(role="user", content=_one_line(text), topic=topic)
+
+    async def _character_turn(self, dialogue_id: str, system: str, persona: PersonaCard, turns: list[Turn]) -> Turn:
+        history = [{"role": "assistant" if t.role == "character" else "user", "content": t.content} for t in turns]
+        rejected: list[Attempt] = []
+        for attempt in range(self.config.max_attempts):
+            note = ""
+            if rejected:
+                codes = ", ".join(v.code for v in rejected[-1].violations)
+                note = "\n\n" + self.prompts.render("character_retry", codes=codes)
+            messages = [{"role": "system", "content": system + note}] + history
+            text = (await self.llm.complete(
+                "character", messages, seed=stable_seed(dialogue_id, len(turns), attempt))).strip()
+            violations = check_character_reply(text, persona.language, self.rules)
+            if not violations:
+                return Turn(role="character", content=text, rejected=rejected)
+            rejected.append(Attempt(content=text, violations=violations))
+        last = rejected.pop()
+        return Turn(role="character", content=last.content, violations=last.violations, rejected=rejected)
+
+    async def _scene_topic(self, dialogue_id: str, sample: SeedSample, topics: TopicSet,
+                           turns: list[Turn], language: str) -> str:
+        prompt = self.prompts.render("scene_agent", scene=sample.scene, keywords=topics.keywords,
+                                     transcript=turns[-6:], language_name=language)
+        text = await self.llm.complete("scene_agent", [{"role": "user", "content": prompt}],
+                                       seed=stable_seed(dialogue_id, len(turns), "topic"))
+        return _one_line(text, limit=80)
+
+    async def _should_stop(self, dialogue_id: str, turns: list[Turn]) -> bool:
+        n = len(turns)
+        if n < self.config.min_turns or (n - self.config.min_turns) % self.config.moderator_every > 1:
+            return False
+        prompt = self.prompts.render("moderator", transcript=turns[-10:], turns=n,
+                                     min_turns=self.config.min_turns, max_turns=self.config.max_turns)
+        decision = await self.llm.structured("moderator", [{"role": "user", "content": prompt}], StopDecision,
+                                             seed=stable_seed(dialogue_id, n, "moderator"))
+        return decision.stop
+
+
+async def simulate_many(
+    simulator: DialogueSimulator, jobs: list[tuple[PersonaCard, SeedSample, TopicSet, int]]
+) -> list[Dialogue]:
+    return list(await asyncio.gather(*(simulator.simulate(*job) for job in jobs)))
+
+
+def assign_samples(card: PersonaCard, samples: list[SeedSample], n: int) -> list[SeedSample]:
+    """Which user/scene/topic samples a persona talks through: its own sample for a synthesized
+    card, otherwise a stable per-persona pick that prefers samples in the persona's language."""
+    own = [s for s in samples if s.id in card.parent_ids]
+    if own:
+        return (own * n)[:n]
+    same_language = [s for s in samples if s.language == card.language] or samples
+    start = int(content_id("pick", card.id).split("-")[1], 16) % len(same_language)
+    return [same_language[(start + i) % len(same_language)] for i in range(n)]

@@ -1,0 +1,37 @@
+"""The Definitions object, built from settings (RP_* environment) so tests and `rp demo`
+can build it for their own data directory and profile."""
+
+from dagster import Definitions, PipesSubprocessClient
+
+from rp_pipeline.defs import checks, corpus, dialogues, evaluation, personas, seeds, topics, training
+from rp_pipeline.defs.automation import JOBS
+from rp_pipeline.defs.io import JsonIOManagerFactory
+from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
+from rp_pipeline.settings import Settings
+
+ASSETS = [
+    seeds.seed_variables, seeds.seed_samples, topics.topic_keywords, topics.synthesized_personas,
+    personas.persona_cards, dialogues.dialogues, dialogues.cleaned_dialogues, corpus.training_corpus,
+    corpus.preference_pairs, training.sft_checkpoint, training.dpo_checkpoint, training.quantized_model,
+    evaluation.eval_scores, evaluation.leaderboard,
+]
+
+
+def resources(settings: Settings) -> dict[str, object]:
+    data = settings.data_dir
+    return {
+        "io_manager": JsonIOManagerFactory(base_dir=str(data / "assets")),
+        "pipeline": PipelineResource(assets_dir=str(settings.assets_dir), data_dir=str(data), profile=settings.profile),
+        "llm": LLMResource(config_path=str(settings.llm_config_path), cache_path=str(data / "llm_cache.sqlite")),
+        "lineage": LineageResource(root=str(data / "lineage")),
+        "trainer": PipesSubprocessClient(),
+    }
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    return Definitions(
+        assets=ASSETS,
+        asset_checks=[checks.cleaned_dialogues_quality, checks.training_corpus_quality],
+        jobs=JOBS,
+        resources=resources(settings),
+    )

@@ -1,0 +1,47 @@
+"""Blocking gates before the expensive steps: bad data never reaches training."""
+
+import json
+import warnings
+from pathlib import Path
+
+from dagster import AssetCheckResult, AssetCheckSeverity, PreviewWarning, asset_check
+
+from rp_pipeline.core.cleaning import quality_rates
+from rp_pipeline.core.models import CleanedDialogue, CorpusRow
+from rp_pipeline.defs.corpus import training_corpus
+from rp_pipeline.defs.dialogues import cleaned_dialogues
+from rp_pipeline.defs.personas import personas_partitions
+
+MIN_RATE = 0.99
+# Per-partition checks are "preview" in Dagster 1.13; they are what a per-persona gate needs.
+warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")
+
+
+def _gate(rates: dict[str, float], **extra) -> AssetCheckResult:
+    failing = [k for k in ("format_valid_rate", "in_language_rate") if rates[k] < MIN_RATE]
+    return AssetCheckResult(
+        passed=rates["assistant_turns"] > 0 and not failing,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={**rates, **extra, "threshold": MIN_RATE, "failing": ", ".join(failing) or "none"},
+    )
+
+
+@asset_check(asset=cleaned_dialogues, blocking=True, partitions_def=personas_partitions,
+             description=f"Character turns are in the reply format and the persona's language (>= {MIN_RATE:.0%}).")
+def cleaned_dialogues_quality(cleaned_dialogues: list[dict]) -> AssetCheckResult:
+    dialogues = [CleanedDialogue.model_validate(d) for d in cleaned_dialogues]
+    return _gate(quality_rates([(d.language, d.messages) for d in dialogues]), dialogues=len(dialogues))
+
+
+@asset_check(asset=training_corpus, blocking=True,
+             description=f"Role-play rows are format-valid and in-language (>= {MIN_RATE:.0%}); general share <= 50%.")
+def training_corpus_quality(training_corpus: dict) -> AssetCheckResult:
+    lines = (Path(training_corpus["dir"]) / "rows.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [CorpusRow.model_validate(json.loads(line)) for line in lines]
+    roleplay = [(r.language, r.messages) for r in rows if r.source == "roleplay"]
+    general_share = round(1 - len(roleplay) / len(rows), 3) if rows else 0.0
+    result = _gate(quality_rates(roleplay), rows=len(rows), general_share=general_share)
+    if general_share > 0.5:
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR,
+                                metadata={**result.metadata, "failing": "general_share > 0.5"})
+    return result

@@ -1,0 +1,77 @@
+"""Multi-agent simulated dialogues and their cleaning, per persona partition."""
+
+from collections import Counter
+
+from dagster import AssetExecutionContext, MetadataValue, asset
+
+from rp_pipeline.core.cleaning import clean_dialogue, dedupe
+from rp_pipeline.core.models import CleanedDialogue, Dialogue, PersonaCard, SeedSample, TopicSet
+from rp_pipeline.core.simulate import DialogueSimulator, assign_samples, simulate_many
+from rp_pipeline.defs.metadata import counts_table, drop_counts, llm_metadata, transcript_markdown
+from rp_pipeline.defs.personas import persona_row_id, personas_partitions
+from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
+
+GROUP = "dialogues"
+
+
+@asset(group_name=GROUP, partitions_def=personas_partitions, kinds={"litellm"}, owners=["team:data"],
+       code_version="1",
+       description="Dialogues simulated by four agents (character, user agent, scene agent, moderator); "
+                   "character replies that break the reply rules are regenerated, and the rejected "
+                   "attempts are kept for DPO.")
+def dialogues(context: AssetExecutionContext, persona_cards: dict, seed_samples: list[dict],
+              topic_keywords: list[dict], pipeline: PipelineResource, llm: LLMResource,
+              lineage: LineageResource) -> list[Dialogue]:
+    profile = pipeline.load_profile()
+    card = PersonaCard.model_validate(persona_cards)
+    samples = [SeedSample.model_validate(s) for s in seed_samples]
+    topics = {t["sample_id"]: TopicSet.model_validate(t) for t in topic_keywords}
+    jobs = [(card, sample, topics[sample.id], i)
+            for i, sample in enumerate(assign_samples(card, samples, profile.simulation.dialogues_per_persona))]
+    client = llm.client()
+    simulator = DialogueSimulator(client, pipeline.prompts(), pipeline.rules(), profile.simulation)
+    result = client.run(simulate_many(simulator, jobs))
+    card_row = persona_row_id(card)
+    lineage.record(context, rows=[(d.id, [card_row, d.sample_id, d.topic_id], {"persona_id": card.id})
+                                  for d in result], calls=client.calls)
+    violations = Counter(v.code for d in result for t in d.turns for a in t.rejected for v in a.violations)
+    violations.update(v.code for d in result for t in d.turns for v in t.violations)
+    context.add_output_metadata({
+        "dialogues": len(result),
+        "turns": sum(len(d.turns) for d in result),
+        "regenerated_replies": sum(len(t.rejected) for d in result for t in d.turns),
+        "rule_violations": counts_table(violations, "code", "count"),
+        "sample_dialogue": MetadataValue.md(
+            transcript_markdown(f"{card.name} — {result[0].scene.place}", [(t.role, t.content) for t in result[0].turns])
+        ) if result else MetadataValue.md("_(none)_"),
+        **llm_metadata(client.calls),
+    })
+    return result
+
+
+@asset(group_name=GROUP, partitions_def=personas_partitions, kinds={"python"}, owners=["team:data"],
+       code_version="1",
+       description="Dialogues cleaned into training turns: format repair, language, assistant-speak, "
+                   "stage directions, goodbyes, meta commentary, repetition and exact duplicates. "
+                   "Every cut and drop is recorded in lineage with its reason code.")
+def cleaned_dialogues(context: AssetExecutionContext, dialogues: list[dict], pipeline: PipelineResource,
+                      lineage: LineageResource) -> list[CleanedDialogue]:
+    profile = pipeline.load_profile()
+    rules = pipeline.rules()
+    kept, drops = [], []
+    for raw in dialogues:
+        result = clean_dialogue(Dialogue.model_validate(raw), rules, profile.cleaning)
+        kept += result.kept
+        drops += result.drops
+    deduped = dedupe(kept)
+    drops += deduped.drops
+    lineage.record(context, rows=[(c.id, [c.dialogue_id], {"persona_id": c.persona_id}) for c in deduped.kept],
+                   drops=drops)
+    context.add_output_metadata({
+        "dialogues_in": len(dialogues),
+        "dialogues_kept": len(deduped.kept),
+        "training_turns": sum((len(c.messages) - 1) // 2 for c in deduped.kept),
+        "repaired_turns": sum(c.repaired_turns for c in deduped.kept),
+        "drops_by_reason": drop_counts(drops),
+    })
+    return deduped.kept

@@ -1,0 +1,112 @@
+"""Evaluation on held-out personas and the leaderboard of model versions.
+
+The tuned (quantized) model and its base play the same scripted scenarios; the judge role
+scores both on the four dimensions of the field notes, and the reply rules give the
+automatic metrics. Generation runs under Pipes like training (it needs torch)."""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from dagster import AssetExecutionContext, MetadataValue, PipesSubprocessClient, asset
+
+from rp_pipeline.core.evaluation import (
+    DIMENSIONS,
+    automatic_metrics,
+    judge_all,
+    load_scenarios,
+    mean_scores,
+    transcript_turns,
+)
+from rp_pipeline.core.ids import content_id
+from rp_pipeline.core.personas import load_persona_file, system_prompt
+from rp_pipeline.defs.metadata import llm_metadata, md_table, transcript_markdown
+from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
+from rp_pipeline.defs.training import run_script
+
+GROUP = "evaluation"
+
+
+def _generate(context, trainer, pipeline, name: str, model: dict, requests: Path, out_dir: Path, seed: int) -> dict:
+    output = out_dir / f"{name}_replies.jsonl"
+    run_script(context, trainer, "generate", {
+        **model, "requests_file": str(requests), "output_file": str(output),
+        "max_new_tokens": pipeline.load_profile().training.eval_max_new_tokens, "temperature": 0.7, "seed": seed,
+    }, out_dir / name)
+    return {row["id"]: row["replies"] for row in map(json.loads, output.read_text(encoding="utf-8").splitlines())}
+
+
+@asset(group_name=GROUP, kinds={"pytorch", "litellm"}, owners=["team:ml"], code_version="1", pool="gpu",
+       description="Held-out personas played by the quantized model and by its base: judge scores on "
+                   "human-likeness, purposefulness, consistency, attractiveness (1-10) and automatic metrics.")
+def eval_scores(context: AssetExecutionContext, quantized_model: dict, pipeline: PipelineResource,
+                trainer: PipesSubprocessClient, llm: LLMResource, lineage: LineageResource) -> dict:
+    profile = pipeline.load_profile()
+    eval_dir = pipeline.assets / "eval"
+    cards = {c.id: c for c in map(load_persona_file, sorted((eval_dir / "personas").glob("*.yaml")))}
+    scenarios = load_scenarios(eval_dir / "scenarios.yaml", cards)
+    prompts, rules = pipeline.prompts(), pipeline.rules()
+    out_dir = pipeline.data / "eval" / quantized_model["version"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    requests = out_dir / "requests.jsonl"
+    requests.write_text("".join(json.dumps({
+        "id": s.id, "messages": [{"role": "system", "content": system_prompt(cards[s.persona_id], prompts)}],
+        "user_turns": s.user_turns}, ensure_ascii=False) + "\n" for s in scenarios), encoding="utf-8")
+    models = {
+        "tuned": (quantized_model["version"], {"model_dir": quantized_model["model_dir"], "kind": "quantized"}),
+        "base": (content_id("base", quantized_model["base_model_dir"]),
+                 {"model_dir": quantized_model["base_model_dir"], "kind": "dense"}),
+    }
+    client = llm.client()
+    results, samples = [], []
+    for name, (version, model) in models.items():
+        replies = _generate(context, trainer, pipeline, name, model, requests, out_dir, profile.seed)
+        items = [(system_prompt(cards[s.persona_id], prompts),
+                  transcript_turns(s, cards[s.persona_id], replies[s.id]), f"{version}/{s.id}") for s in scenarios]
+        scores = client.run(judge_all(client, prompts, items))
+        metrics = automatic_metrics([(cards[s.persona_id].language, r) for s in scenarios for r in replies[s.id]], rules)
+        results.append({"name": name, "model_version": version, **mean_scores(scores), **metrics,
+                        "scenarios": [{"scenario": s.id, "replies": replies[s.id], **sc.model_dump()}
+                                      for s, sc in zip(scenarios, scores, strict=True)]})
+        first = scenarios[0]
+        samples.append(transcript_markdown(f"{name} — {first.id}", [
+            (t["role"], t["content"]) for t in transcript_turns(first, cards[first.persona_id], replies[first.id])]))
+    lineage.record(context, rows=[(content_id("eval", r), [quantized_model["version"]],
+                                   {"model_version": r["model_version"], "name": r["name"]}) for r in results],
+                   calls=client.calls)
+    context.add_output_metadata({
+        "scores": md_table({k: r[k] for k in ("name", "model_version", *DIMENSIONS, "format_valid_rate",
+                                               "in_language_rate", "rule_clean_rate")} for r in results),
+        "sample_transcripts": MetadataValue.md("\n\n".join(samples)),
+        **llm_metadata(client.calls),
+    })
+    return {"evaluated_at": datetime.now(UTC).isoformat(), "quantized": quantized_model, "results": results}
+
+
+@asset(group_name=GROUP, kinds={"parquet"}, owners=["team:ml"], code_version="1",
+       description="One row per evaluated model version with its config and scores; history is kept "
+                   "across runs in data/leaderboard.parquet.")
+def leaderboard(context: AssetExecutionContext, eval_scores: dict, pipeline: PipelineResource) -> list[dict]:
+    q = eval_scores["quantized"]
+    config = {"base_model": q["base_model_dir"], "corpus_version": q["corpus_version"],
+              "sft_version": q["sft_version"], "dpo_version": q["dpo_version"],
+              "pairs_version": q["pairs_version"], "profile": pipeline.load_profile().name}
+    new = pd.DataFrame([
+        {"model_version": r["model_version"], "kind": r["name"], "evaluated_at": eval_scores["evaluated_at"],
+         **{k: v for k, v in r.items() if k not in ("name", "model_version", "scenarios")},
+         **(config if r["name"] == "tuned" else {"base_model": q["base_model_dir"]})}
+        for r in eval_scores["results"]
+    ])
+    path = pipeline.data / "leaderboard.parquet"
+    board = pd.concat([pd.read_parquet(path), new]) if path.exists() else new
+    board = board.drop_duplicates(subset=["model_version"], keep="last").sort_values("evaluated_at")
+    board.to_parquet(path, index=False)
+    rows = json.loads(board.to_json(orient="records"))
+    context.add_output_metadata({
+        "leaderboard": md_table({k: r.get(k) for k in ("model_version", "kind", *DIMENSIONS, "rule_clean_rate",
+                                                        "corpus_version")} for r in rows),
+        "path": MetadataValue.path(str(path)),
+        "model_versions": len(rows),
+    })
+    return rows

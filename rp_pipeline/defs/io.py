@@ -1,0 +1,49 @@
+"""Asset values are JSON files under data/assets/<asset>/<partition>.json (any fsspec path).
+
+A partitioned upstream read by an unpartitioned asset always arrives as a dict keyed by
+partition (Dagster's UPathIOManager returns a bare value when only one partition exists),
+and partitions that failed are skipped rather than sinking the consumer.
+"""
+
+import json
+from typing import Any
+
+from dagster import ConfigurableIOManagerFactory, InputContext, OutputContext, UPathIOManager
+from pydantic import BaseModel
+from upath import UPath
+
+
+def to_jsonable(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_jsonable(v) for k, v in obj.items()}
+    return obj
+
+
+class JsonIOManager(UPathIOManager):
+    extension = ".json"
+
+    def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(to_jsonable(obj), ensure_ascii=False), encoding="utf-8")
+        tmp.rename(path)
+
+    def load_from_path(self, context: InputContext, path: UPath) -> Any:
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    def load_partitions(self, context: InputContext) -> Any:
+        loaded = super().load_partitions(context)
+        if not context.has_partition_key and len(context.asset_partition_keys) == 1:
+            return {context.asset_partition_keys[0]: loaded} if loaded is not None else {}
+        return loaded
+
+
+class JsonIOManagerFactory(ConfigurableIOManagerFactory):
+    base_dir: str
+
+    def create_io_manager(self, context) -> JsonIOManager:
+        return JsonIOManager(base_path=UPath(self.base_dir))

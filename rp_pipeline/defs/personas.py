@@ -1,0 +1,55 @@
+"""Persona cards, one dynamic partition per persona (authored file or synthesized card).
+
+A malformed card fails only its own partition, with the file and field in the error.
+"""
+
+from pathlib import Path
+
+from dagster import AssetExecutionContext, DagsterInstance, DynamicPartitionsDefinition, MetadataValue, asset
+
+from rp_pipeline.core.ids import content_id
+from rp_pipeline.core.models import PersonaCard
+from rp_pipeline.core.personas import authored_persona_ids, load_persona_file, system_prompt
+from rp_pipeline.defs.resources import LineageResource, PipelineResource
+
+personas_partitions = DynamicPartitionsDefinition(name="personas")
+GROUP = "personas"
+
+
+def persona_row_id(card: PersonaCard) -> str:
+    return content_id("card", card.model_dump(mode="json"))
+
+
+def sync_persona_partitions(instance: DagsterInstance, personas_dir: Path, synthesized: list[str]) -> list[str]:
+    """Add a partition for every authored and synthesized persona not yet known; returns the new ones."""
+    wanted = authored_persona_ids(personas_dir) + synthesized
+    known = set(instance.get_dynamic_partitions(personas_partitions.name))
+    new = [key for key in dict.fromkeys(wanted) if key not in known]
+    if new:
+        instance.add_dynamic_partitions(personas_partitions.name, new)
+    return new
+
+
+@asset(group_name=GROUP, partitions_def=personas_partitions, kinds={"yaml"}, owners=["team:data"], code_version="1",
+       description="A validated persona card: assets/personas/<partition>.yaml, or the synthesized card "
+                   "with that id. Its system prompt is the card without the scene.")
+def persona_cards(context: AssetExecutionContext, synthesized_personas: list[dict], pipeline: PipelineResource,
+                  lineage: LineageResource) -> PersonaCard:
+    key = context.partition_key
+    path = pipeline.assets / "personas" / f"{key}.yaml"
+    synthesized = {c["id"]: c for c in synthesized_personas}
+    if path.exists():
+        card = load_persona_file(path)
+        source = str(path.relative_to(pipeline.assets.parent)) if path.is_relative_to(pipeline.assets.parent) else str(path)
+    elif key in synthesized:
+        card, source = PersonaCard.model_validate(synthesized[key]), "synthesized_personas"
+    else:
+        raise FileNotFoundError(f"persona {key!r}: no file {path} and no synthesized card with that id")
+    parents = [key] if card.source == "synthesized" else []
+    lineage.record(context, rows=[(persona_row_id(card), parents,
+                                   {"name": card.name, "persona_id": card.id, "source": source})])
+    context.add_output_metadata({
+        "name": card.name, "language": card.language, "source": source,
+        "system_prompt": MetadataValue.md(f"```\n{system_prompt(card, pipeline.prompts())}\n```"),
+    })
+    return card

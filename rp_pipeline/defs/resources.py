@@ -1,0 +1,115 @@
+"""Resources every stage shares: where things live, the LLM layer, lineage, the trainer."""
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetExecutionContext, ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
+
+from rp_pipeline.core.models import Drop
+from rp_pipeline.core.profile import Profile, load_profile
+from rp_pipeline.core.prompts import Prompts
+from rp_pipeline.core.rules import RuleSet
+from rp_pipeline.lineage.models import LineageEvent, LLMCall
+from rp_pipeline.lineage.store import LineageStore
+from rp_pipeline.llm.cache import ResponseCache
+from rp_pipeline.llm.client import CallRecord, LLMClient
+from rp_pipeline.llm.config import load_llm_config
+
+EMBEDDED_API_BASE_ENV = "RP_EMBEDDED_API_BASE"  # set by `rp demo` to share one server across runs
+
+
+class PipelineResource(ConfigurableResource):
+    """Authored inputs (assets/), produced files (data/) and the run profile."""
+
+    assets_dir: str
+    data_dir: str
+    profile: str = "demo"
+
+    @property
+    def assets(self) -> Path:
+        return Path(self.assets_dir)
+
+    @property
+    def data(self) -> Path:
+        return Path(self.data_dir)
+
+    def load_profile(self) -> Profile:
+        path = Path(self.profile)
+        if not path.suffix:
+            path = self.assets / "profiles" / f"{self.profile}.yaml"
+        return load_profile(path)
+
+    def prompts(self) -> Prompts:
+        return Prompts(self.assets / "prompts")
+
+    def rules(self) -> RuleSet:
+        return RuleSet.load(self.assets / "rules")
+
+
+class LLMResource(ConfigurableResource):
+    """Hands each asset an `LLMClient` (its own ledger, the shared cache). The embedded
+    llama.cpp server is started on first use and stopped when the run's step ends."""
+
+    config_path: str
+    cache_path: str
+    _stack: contextlib.ExitStack | None = PrivateAttr(None)
+    _api_base: str | None = PrivateAttr(None)
+
+    @contextlib.contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator["LLMResource"]:
+        with contextlib.ExitStack() as stack:
+            self._stack = stack
+            yield self
+
+    def client(self) -> LLMClient:
+        config = load_llm_config(self.config_path)
+        if config.uses_embedded and self._api_base is None:
+            self._api_base = os.environ.get(EMBEDDED_API_BASE_ENV) or self._start_embedded()
+        return LLMClient(config, ResponseCache(self.cache_path), self._api_base)
+
+    def _start_embedded(self) -> str:
+        from rp_pipeline.llm.embedded import serve_embedded
+
+        if self._stack is None:
+            raise RuntimeError("LLMResource used outside a Dagster run")
+        log = Path(self.cache_path).parent / "embedded_server.log"
+        return self._stack.enter_context(serve_embedded(log_path=log))
+
+
+class LineageResource(ConfigurableResource):
+    root: str
+
+    def store(self) -> LineageStore:
+        return LineageStore(Path(self.root))
+
+    def record(
+        self,
+        context: AssetExecutionContext,
+        rows: Iterable[tuple[str, list[str], dict[str, Any]]] = (),
+        drops: Iterable[Drop] = (),
+        calls: Iterable[CallRecord] = (),
+    ) -> None:
+        """Append this step's rows, drops and LLM calls as lineage segments."""
+        asset = context.asset_key.to_user_string()
+        partition = context.partition_key if context.has_partition_key else None
+        code_version = context.assets_def.code_versions_by_key.get(context.asset_key)
+        base = {"run_id": context.run_id, "asset": asset, "partition": partition, "code_version": code_version}
+        events = [LineageEvent(**base, row_id=row_id, parent_ids=parents, attrs=attrs) for row_id, parents, attrs in rows]
+        events += [
+            LineageEvent(**base, row_id=d.row_id, kind="drop", reason=d.reason,
+                         detail=(f"turn {d.turn}: " if d.turn is not None else "") + d.detail)
+            for d in drops
+        ]
+        store = self.store()
+        store.write_events(events)
+        store.write_calls(
+            LLMCall(run_id=context.run_id, asset=asset, partition=partition, role=c.role, model=c.model,
+                    prompt_hash=c.prompt_hash, cache_hit=c.cache_hit, prompt_tokens=c.prompt_tokens,
+                    completion_tokens=c.completion_tokens, cost_usd=c.cost_usd, latency_s=c.latency_s,
+                    ok=c.ok, error=c.error)
+            for c in calls
+        )

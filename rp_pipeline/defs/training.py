@@ -1,0 +1,128 @@
+"""SFT, DPO and quantization: configs are written here, the work runs in the standalone
+scripts of rp_pipeline/training/ under Dagster Pipes (a subprocess now; Docker or a
+Kubernetes Job with GPUs is a different Pipes client, not different code)."""
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetExecutionContext, MetadataValue, PipesSubprocessClient, asset
+
+from rp_pipeline.core.ids import content_id
+from rp_pipeline.core.profile import TrainingProfile
+from rp_pipeline.defs.resources import LineageResource, PipelineResource
+
+GROUP = "training"
+TRAINING_DIR = Path(__file__).resolve().parent.parent / "training"
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def base_model_config(training: TrainingProfile) -> dict[str, Any]:
+    """Where the dense base model lives; the embedded GGUF is dequantized into a cache once."""
+    if training.base_model != "embedded":
+        return {"base_model_dir": training.base_model}
+    from rp_pipeline.llm.embedded import assemble_gguf, default_cache_dir
+
+    return {"base_model_dir": str(default_cache_dir() / "qwen2.5-coder-0.5b-instruct-dense"),
+            "gguf_file": str(assemble_gguf())}
+
+
+def sparkline(values: list[float]) -> str:
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    return "".join(SPARK[int((v - low) / span * (len(SPARK) - 1))] for v in values)
+
+
+def run_script(context: AssetExecutionContext, trainer: PipesSubprocessClient, script: str,
+               config: dict[str, Any], work_dir: Path) -> dict[str, Any]:
+    """Write the config, run the script under Pipes, return what it reported."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    config_path = work_dir / f"{script}_config.json"
+    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    invocation = trainer.run(
+        context=context, command=[sys.executable, str(TRAINING_DIR / f"{script}.py"), "--config", str(config_path)],
+    )
+    metadata = {k: v.value if hasattr(v, "value") else v
+                for k, v in (invocation.get_materialize_result().metadata or {}).items()}
+    return metadata
+
+
+def training_metadata(reported: dict[str, Any]) -> dict[str, Any]:
+    history = [loss for _, loss in reported.get("loss_history") or []]
+    meta = {k: v for k, v in reported.items() if isinstance(v, int | float | str) and not isinstance(v, bool)}
+    if history:
+        meta["loss_curve"] = MetadataValue.md(
+            f"`{sparkline(history)}`  first {history[0]:.4f} → last {history[-1]:.4f} over {len(history)} logged steps"
+        )
+    return meta
+
+
+@asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, owners=["team:ml"], code_version="1",
+       pool="gpu",
+       description="LoRA SFT (TRL SFTTrainer + PEFT) of the base model on the training corpus, run in a "
+                   "separate process through Dagster Pipes; the adapter is saved as safetensors.")
+def sft_checkpoint(context: AssetExecutionContext, training_corpus: dict, pipeline: PipelineResource,
+                   trainer: PipesSubprocessClient, lineage: LineageResource) -> dict:
+    training = pipeline.load_profile().training
+    base = base_model_config(training)
+    version = content_id("sft", {"corpus": training_corpus["version"], "training": training.model_dump(), **base})
+    out = pipeline.data / "models" / version
+    train_file = Path(training_corpus["dir"]) / "messages.jsonl"
+    reported = run_script(context, trainer, "sft", {
+        **base, "train_file": str(train_file), "output_dir": str(out / "adapter"),
+        "max_steps": training.sft_steps, "learning_rate": training.sft_learning_rate, "lora_r": training.lora_r,
+        "lora_alpha": training.lora_alpha, "max_length": training.max_length,
+        "per_device_train_batch_size": training.batch_size, "seed": pipeline.load_profile().seed,
+    }, out)
+    lineage.record(context, rows=[(version, [training_corpus["version"]],
+                                   {"model_version": version, "path": str(out / "adapter")})])
+    context.add_output_metadata({"model_version": version, "path": MetadataValue.path(str(out)),
+                                 **training_metadata(reported)})
+    return {"version": version, "adapter_dir": str(out / "adapter"), "base_model_dir": base["base_model_dir"],
+            "corpus_version": training_corpus["version"]}
+
+
+@asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, owners=["team:ml"], code_version="1", pool="gpu",
+       description="DPO (TRL DPOTrainer) on the preference pairs, a new LoRA on top of the merged SFT model.")
+def dpo_checkpoint(context: AssetExecutionContext, sft_checkpoint: dict, preference_pairs: dict,
+                   pipeline: PipelineResource, trainer: PipesSubprocessClient, lineage: LineageResource) -> dict:
+    profile = pipeline.load_profile()
+    training = profile.training
+    version = content_id("dpo", {"sft": sft_checkpoint["version"], "pairs": preference_pairs["version"],
+                                 "training": training.model_dump()})
+    out = pipeline.data / "models" / version
+    reported = run_script(context, trainer, "dpo", {
+        "base_model_dir": sft_checkpoint["base_model_dir"], "sft_adapter_dir": sft_checkpoint["adapter_dir"],
+        "pairs_file": preference_pairs["file"], "output_dir": str(out / "adapter"), "max_steps": training.dpo_steps,
+        "beta": training.dpo_beta, "learning_rate": training.dpo_learning_rate, "lora_r": training.lora_r,
+        "lora_alpha": training.lora_alpha, "max_length": training.max_length,
+        "per_device_train_batch_size": training.batch_size, "seed": profile.seed,
+    }, out)
+    lineage.record(context, rows=[(version, [sft_checkpoint["version"], preference_pairs["version"]],
+                                   {"model_version": version, "path": str(out / "adapter")})])
+    context.add_output_metadata({"model_version": version, "path": MetadataValue.path(str(out)),
+                                 **training_metadata(reported)})
+    return {"version": version, "adapters": [sft_checkpoint["adapter_dir"], str(out / "adapter")],
+            "base_model_dir": sft_checkpoint["base_model_dir"], "corpus_version": sft_checkpoint["corpus_version"],
+            "sft_version": sft_checkpoint["version"], "pairs_version": preference_pairs["version"]}
+
+
+@asset(group_name=GROUP, kinds={"pytorch"}, owners=["team:ml"], code_version="1", pool="gpu",
+       description="The DPO model with both adapters merged, int8 weight-only quantized (optimum-quanto), "
+                   "checked against fp32 on a sample text (top-1 agreement, logit error, size).")
+def quantized_model(context: AssetExecutionContext, dpo_checkpoint: dict, pipeline: PipelineResource,
+                    trainer: PipesSubprocessClient, lineage: LineageResource) -> dict:
+    version = content_id("int8", {"dpo": dpo_checkpoint["version"]})
+    out = pipeline.data / "models" / version
+    reported = run_script(context, trainer, "quantize", {
+        "base_model_dir": dpo_checkpoint["base_model_dir"], "adapters": dpo_checkpoint["adapters"],
+        "output_dir": str(out / "model"), "method": "int8_weight_only",
+    }, out)
+    lineage.record(context, rows=[(version, [dpo_checkpoint["version"]],
+                                   {"model_version": version, "path": str(out / "model")})])
+    context.add_output_metadata({"model_version": version, "path": MetadataValue.path(str(out)),
+                                 **training_metadata(reported)})
+    return {**dpo_checkpoint, "version": version, "model_dir": str(out / "model"), "dpo_version": dpo_checkpoint["version"]}

@@ -1,0 +1,100 @@
+"""`rp demo`: materialize the whole asset graph on the embedded default, with progress.
+
+The runs go to a persistent Dagster instance (data/dagster_home), so `dagster dev`
+afterwards shows every materialization, its metadata and the asset checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+
+from rp_pipeline.settings import Settings
+
+
+def _say(message: str) -> None:
+    print(f"[rp demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def run_demo(settings: Settings) -> int:
+    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.data_dir / "dagster_home")))
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    from dagster import DagsterInstance
+
+    from rp_pipeline.defs.personas import sync_persona_partitions
+    from rp_pipeline.defs.resources import EMBEDDED_API_BASE_ENV
+    from rp_pipeline.defs.build import build_definitions
+    from rp_pipeline.llm.config import load_llm_config
+
+    instance = DagsterInstance.get()
+    defs = build_definitions(settings)
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        if load_llm_config(settings.llm_config_path).uses_embedded and not os.environ.get(EMBEDDED_API_BASE_ENV):
+            from rp_pipeline.llm.embedded import assemble_gguf, serve_embedded
+
+            _say("assembling and verifying the embedded model (Qwen2.5-Coder-0.5B-Instruct GGUF)")
+            gguf = assemble_gguf()
+            _say("starting the embedded llama.cpp server on 127.0.0.1")
+            api_base = stack.enter_context(serve_embedded(gguf, log_path=settings.data_dir / "embedded_server.log"))
+            stack.enter_context(_env(EMBEDDED_API_BASE_ENV, api_base))
+        _say("prepare_job: seed variables -> samples -> topic keywords -> synthesized personas")
+        result = defs.get_job_def("prepare_job").execute_in_process(instance=instance)
+        synthesized = [card["id"] for card in _load_output(settings, "synthesized_personas")]
+        new = sync_persona_partitions(instance, settings.assets_dir / "personas", synthesized)
+        personas = instance.get_dynamic_partitions("personas")
+        _say(f"{len(personas)} persona partitions ({len(new)} new)")
+        failed = []
+        for number, persona in enumerate(personas, start=1):
+            _say(f"persona_job [{number}/{len(personas)}] {persona}: card -> dialogues -> cleaned dialogues")
+            result = defs.get_job_def("persona_job").execute_in_process(
+                instance=instance, partition_key=persona, raise_on_error=False)
+            if not result.success:
+                failed.append(persona)
+                _say(f"  persona {persona} failed (the others go on); see the run in the UI")
+        _say("train_job: corpus -> preference pairs -> SFT -> DPO -> int8 -> eval -> leaderboard")
+        result = defs.get_job_def("train_job").execute_in_process(instance=instance, raise_on_error=False)
+    minutes = (time.monotonic() - started) / 60
+    _summary(settings, result.success, failed, minutes)
+    return 0 if result.success and not failed else 1
+
+
+def _load_output(settings: Settings, asset: str):
+    import json
+
+    return json.loads((settings.data_dir / "assets" / f"{asset}.json").read_text(encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str):
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+def _summary(settings: Settings, success: bool, failed: list[str], minutes: float) -> None:
+    data = settings.data_dir
+    corpus_dirs = sorted((data / "corpus").glob("corpus-*"), key=lambda p: p.stat().st_mtime)
+    lines = [
+        "",
+        f"{'Done' if success and not failed else 'Finished with failures'} in {minutes:.1f} min.",
+        f"  scores (leaderboard):  {data / 'leaderboard.parquet'}",
+        f"  eval details:          {data / 'assets' / 'eval_scores.json'}",
+        f"  corpus:                {corpus_dirs[-1] if corpus_dirs else '(not built)'}",
+        f"  lineage DB (DuckDB):   {data / 'lineage' / 'lineage.duckdb'}",
+        "  trace a corpus row:    .venv/bin/rp lineage trace ROW_ID   (row ids: corpus rows.jsonl)",
+        "  checkpoints of a persona: .venv/bin/rp lineage checkpoints --persona lin-xiaoman",
+        f"  open the UI:           DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev -w workspace.yaml",
+    ]
+    if failed:
+        lines.append(f"  failed personas: {', '.join(failed)}")
+    print("\n".join(lines), file=sys.stdout, flush=True)

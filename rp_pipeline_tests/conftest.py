@@ -1,0 +1,54 @@
+"""Shared fixtures: a fake OpenAI-compatible server, a pipeline environment on tmp_path.
+
+No test reaches beyond 127.0.0.1 and no test downloads weights.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rp_pipeline.settings import REPO_ROOT, Settings
+from rp_pipeline_tests.fake_llm import FakeLLM
+
+TEST_LANGUAGES = [{"code": "zh", "weight": 0.5}, {"code": "en", "weight": 0.5}]
+
+
+@pytest.fixture
+def fake_llm():
+    server = FakeLLM().start()
+    yield server
+    server.stop()
+
+
+def write_test_assets(root: Path, **profile_overrides) -> Path:
+    """A copy of assets/ restricted to zh/en samples, with a small test profile."""
+    assets = root / "assets"
+    shutil.copytree(REPO_ROOT / "assets", assets)
+    (assets / "seeds" / "languages.yaml").write_text(yaml.safe_dump(TEST_LANGUAGES), encoding="utf-8")
+    profile = {
+        "name": "test", "seed": 3, "n_seed_samples": 4, "n_synthesized_personas": 1, "self_samples_per_turn": 1,
+        "simulation": {"min_turns": 5, "max_turns": 7, "topic_every": 2, "moderator_every": 2, "max_attempts": 2},
+        "cleaning": {"min_exchanges": 1},
+        "training": {"base_model": "embedded", "sft_steps": 2, "dpo_steps": 1, "max_length": 256, "batch_size": 2,
+                     "eval_max_new_tokens": 8},
+    }
+    for key, value in profile_overrides.items():
+        if isinstance(value, dict):
+            profile[key] = {**profile.get(key, {}), **value}
+        else:
+            profile[key] = value
+    (assets / "profiles" / "test.yaml").write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
+    return assets
+
+
+@pytest.fixture
+def pipeline_settings(tmp_path, fake_llm, monkeypatch) -> Settings:
+    assets = write_test_assets(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    (tmp_path / "dagster_home").mkdir()
+    return Settings(data_dir=tmp_path / "data", assets_dir=assets, profile="test",
+                    llm_config=fake_llm.write_config(tmp_path / "models.yaml"))

@@ -1,0 +1,158 @@
+"""A fake OpenAI-compatible server on 127.0.0.1 that litellm talks to like any provider.
+
+Roles are routed to models named `fake-<role>`; each role has a scripted behaviour that
+follows the prompt (language, persona examples), and tests can queue exact responses
+(malformed ones included) or HTTP errors per role.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter, defaultdict, deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import yaml
+
+from rp_pipeline.llm.config import ROLES
+
+LANGUAGE_LINES = {
+    "Chinese": ["你今天过得怎么样", "那你最近在忙什么呀", "我有点累但是很开心", "给我讲讲你的事吧"],
+    "English": ["how was your day", "what have you been up to", "I am tired but happy", "tell me about you"],
+    "Spanish": ["qué tal tu día", "qué has hecho hoy", "estoy cansado pero feliz", "cuéntame algo de ti"],
+    "Japanese": ["今日はどうだった", "最近なにしてるの", "疲れたけど楽しいよ", "あなたの話を聞かせて"],
+}
+DRAFTS = {
+    "Chinese": {"name": "苏晴", "gender": "女", "age": 24, "background": "在老城区长大，喜欢拍照和逛菜市场。",
+                "speaking_examples": ["今天的晚霞好漂亮<emotion>happy</emotion>你看到了吗？<emotion>surprised</emotion>",
+                                      "菜市场的阿姨又多给我一把葱<emotion>happy</emotion>"],
+                "knowledge_boundary": "不懂编程和金融。", "opening_line": "你来啦<emotion>happy</emotion>今天想聊什么？<emotion>neutral</emotion>",
+                "specialty": "街头摄影"},
+    "English": {"name": "Mara Quinn", "gender": "female", "age": 29, "background": "Grew up by the sea and now restores old bikes.",
+                "speaking_examples": ["Guess what I fixed today<emotion>happy</emotion>",
+                                      "That chain nearly beat me<emotion>angry</emotion>but I won<emotion>happy</emotion>"],
+                "knowledge_boundary": "Knows nothing about medicine or law.",
+                "opening_line": "Hey you<emotion>happy</emotion>what's new today?<emotion>neutral</emotion>", "specialty": "bike repair"},
+}
+BAD_REPLY = "作为一个AI，我很高兴为您服务"  # assistant-speak without emotion tags
+
+
+class FakeLLM:
+    def __init__(self, latency_s: float = 0.0, violation_every: int = 3):
+        self.latency_s = latency_s
+        self.violation_every = violation_every
+        self.calls: Counter[str] = Counter()
+        self.queued: dict[str, deque] = defaultdict(deque)
+        self.requests: list[dict] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def start(self) -> FakeLLM:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def queue(self, role: str, *responses: str | int) -> None:
+        """Next responses for `role`: a string is the content, an int an HTTP error status."""
+        self.queued[role].extend(responses)
+
+    def write_config(self, path: Path, **overrides) -> Path:
+        config = {"max_concurrency": 8, "num_retries": 2, "timeout_s": 30, "max_repairs": 2,
+                  "roles": {role: {"model": f"openai/fake-{role}", "api_base": self.api_base,
+                                   "structured_output": "json_object_schema"} for role in ROLES}}
+        config.update(overrides)
+        path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+        return path
+
+    # -- scripted behaviour -------------------------------------------------------------
+
+    def respond(self, role: str, body: dict) -> str | int:
+        with self._lock:
+            if self.queued[role]:
+                return self.queued[role].popleft()
+        text = "\n".join(m["content"] for m in body["messages"])
+        language = next((name for name in LANGUAGE_LINES if name in text), "English")
+        turn = len(body["messages"])
+        seed = int(body.get("seed") or 0)
+        if role == "character":
+            retry = "previous reply broke these rules" in text
+            if self.violation_every and seed % self.violation_every == 0 and not retry:
+                return BAD_REPLY
+            section = text.split("# How you talk (examples)", 1)[-1].split("#", 1)[0]
+            examples = [ln[2:] for ln in section.splitlines() if ln.startswith("- ")]
+            clause = re.split(r"<emotion>", examples[turn % len(examples)])[0]
+            return f"{clause} {turn}<emotion>happy</emotion>"
+        if role == "user_agent":
+            lines = LANGUAGE_LINES.get(_write_in(text), LANGUAGE_LINES["English"])
+            return f"{lines[turn % len(lines)]} {turn}"
+        if role == "scene_agent":
+            return "a rainy-day film"
+        if role == "moderator":
+            return json.dumps({"stop": False, "reason": "still going"})
+        if role == "topic_writer":
+            return json.dumps({"keywords": ["coffee", "cats", "rain", "films", "coffee"]})
+        if role == "persona_writer":
+            return json.dumps(DRAFTS.get(_write_in(text), DRAFTS["English"]), ensure_ascii=False)
+        if role == "judge":
+            return json.dumps({"human_likeness": 6, "purposefulness": 7, "consistency": 8,
+                               "attractiveness": 5, "rationale": "scripted"})
+        return 500
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._send(200, {"object": "list", "data": [{"id": f"fake-{r}", "object": "model"} for r in ROLES]})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                role = body["model"].removeprefix("fake-")
+                with fake._lock:
+                    fake.calls[role] += 1
+                    fake.requests.append(body)
+                if fake.latency_s:
+                    time.sleep(fake.latency_s)
+                result = fake.respond(role, body)
+                if isinstance(result, int):
+                    self._send(result, {"error": {"message": f"scripted {result}", "type": "server_error"}})
+                    return
+                self._send(200, {
+                    "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+                    "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": result}}],
+                    "usage": {"prompt_tokens": len(json.dumps(body["messages"])) // 4,
+                              "completion_tokens": max(1, len(result) // 4),
+                              "total_tokens": len(json.dumps(body["messages"])) // 4 + max(1, len(result) // 4)},
+                })
+
+            def _send(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+
+def _write_in(text: str) -> str:
+    match = re.search(r"(?:Write|written|text field) in (\w+)", text)
+    return match.group(1) if match else "English"
