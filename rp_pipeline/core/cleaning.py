@@ -48,7 +48,7 @@ def clean_dialogue(dialogue: Dialogue, rules: RuleSet, config: CleaningConfig) -
             drops.append(Drop(row_id=dialogue.id, turn=index - 1, reason="empty", detail="user turn"))
             break
         reply = character.content.strip()
-        codes = check_character_reply(reply, dialogue.language, rules)
+        codes = check_character_reply(reply, dialogue.language, rules, last_user=user.content)
         if [v.code for v in codes] == ["bad_format"] and (fixed := repair_untagged(reply)):
             drops.append(Drop(row_id=dialogue.id, turn=index, reason="bad_format", detail="repaired: tagged neutral"))
             reply, codes, repaired = fixed, [], repaired + 1

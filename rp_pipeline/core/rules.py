@@ -7,6 +7,7 @@ repair what slipped through, so both stages agree on what "bad" means.
 from __future__ import annotations
 
 import re
+from difflib import SequenceMatcher
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from rp_pipeline.core.reply_format import ReplyFormatError, parse_reply
 
 _STAGE_DIRECTION = re.compile(r"\*[^*\n]{1,40}\*|[（(]([^）)\n]{1,40})[）)]")
 _TAG = re.compile(r"<[^<>]*>")
+ECHO_SIMILARITY = 0.8
 
 
 class RuleSet(BaseModel):
@@ -70,12 +72,28 @@ def is_stage_direction(fragment: str) -> bool:
     return sum(ch.isalpha() for ch in fragment) >= 2
 
 
-def check_character_reply(raw: str, language: str, rules: RuleSet) -> list[Violation]:
+def _normalized(text: str) -> str:
+    return "".join(ch for ch in visible_text(text).casefold() if ch.isalnum())
+
+
+def is_echo(reply: str, previous: str) -> bool:
+    """The reply repeats the other side's last message (a failure of small simulators)."""
+    mine, theirs = _normalized(reply), _normalized(previous)
+    if not mine or not theirs:
+        return False
+    if min(len(mine), len(theirs)) >= 8 and (mine in theirs or theirs in mine):
+        return True
+    return SequenceMatcher(None, mine, theirs).ratio() >= ECHO_SIMILARITY
+
+
+def check_character_reply(raw: str, language: str, rules: RuleSet, last_user: str | None = None) -> list[Violation]:
     """Every rule a character reply breaks, as reason codes with a short detail."""
     if not raw.strip():
         return [Violation(code="empty")]
     found: list[Violation] = []
     text = visible_text(raw)
+    if last_user is not None and is_echo(raw, last_user):
+        found.append(Violation(code="echo", detail="repeats the user's message"))
     try:
         reply = parse_reply(raw)
         if len(reply.text) > reply.char_limit:

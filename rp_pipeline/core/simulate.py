@@ -18,7 +18,7 @@ from rp_pipeline.core.languages import LANGUAGES
 from rp_pipeline.core.models import Attempt, Dialogue, PersonaCard, SeedSample, TopicSet, Turn, UserCard
 from rp_pipeline.core.personas import system_prompt
 from rp_pipeline.core.prompts import Prompts
-from rp_pipeline.core.rules import RuleSet, check_character_reply
+from rp_pipeline.core.rules import RuleSet, check_character_reply, is_echo
 from rp_pipeline.core.topics import stable_seed
 from rp_pipeline.llm.client import LLMClient
 
@@ -68,8 +68,6 @@ class DialogueSimulator:
         language = LANGUAGES[persona.language]
         character_system = system_prompt(persona, self.prompts) + "\n\n" + self.prompts.render(
             "character_scene", scene=sample.scene)
-        user_system = self.prompts.render("user_agent", card=persona, user=user, scene=sample.scene,
-                                          language_name=language)
         turns = [Turn(role="character", content=persona.opening_line)]
         stop_reason = "max_turns"
         user_turns = 0
@@ -77,7 +75,7 @@ class DialogueSimulator:
             topic = None
             if user_turns and user_turns % self.config.topic_every == 0:
                 topic = await self._scene_topic(dialogue_id, sample, topics, turns, language)
-            turns.append(await self._user_turn(dialogue_id, user_system, turns, topic))
+            turns.append(await self._user_turn(dialogue_id, persona, user, sample, turns, topic))
             user_turns += 1
             turns.append(await self._character_turn(dialogue_id, character_system, persona, turns))
             if await self._should_stop(dialogue_id, turns):
@@ -89,15 +87,19 @@ class DialogueSimulator:
             scene=sample.scene, user=user, turns=turns, stop_reason=stop_reason,
         )
 
-    async def _user_turn(self, dialogue_id: str, system: str, turns: list[Turn], topic: str | None) -> Turn:
-        # The user agent sees the conversation from the other side: roles are swapped.
-        messages = [{"role": "system", "content": system}] + [
-            {"role": "user" if t.role == "character" else "assistant", "content": t.content} for t in turns
-        ]
-        if topic:
-            messages[-1]["content"] += f"\n\n[Steer the conversation toward: {topic}]"
-        text = await self.llm.complete("user_agent", messages, seed=stable_seed(dialogue_id, len(turns)))
-        return Turn(role="user", content=_one_line(text), topic=topic)
+    async def _user_turn(self, dialogue_id: str, persona: PersonaCard, user: UserCard, sample: SeedSample,
+                         turns: list[Turn], topic: str | None) -> Turn:
+        # Small models copy the other side when given a role-swapped chat; a transcript in
+        # one message keeps the user agent in its own voice. An echo is sampled again.
+        prompt = self.prompts.render("user_agent", card=persona, user=user, scene=sample.scene, transcript=turns[-8:],
+                                     topic=topic, language_name=LANGUAGES[persona.language])
+        text = ""
+        for attempt in range(self.config.max_attempts):
+            text = _one_line(await self.llm.complete(
+                "user_agent", [{"role": "user", "content": prompt}], seed=stable_seed(dialogue_id, len(turns), attempt)))
+            if not is_echo(text, turns[-1].content):
+                break
+        return Turn(role="user", content=text, topic=topic)
 
     async def _character_turn(self, dialogue_id: str, system: str, persona: PersonaCard, turns: list[Turn]) -> Turn:
         history = [{"role": "assistant" if t.role == "character" else "user", "content": t.content} for t in turns]
@@ -110,7 +112,7 @@ class DialogueSimulator:
             messages = [{"role": "system", "content": system + note}] + history
             text = (await self.llm.complete(
                 "character", messages, seed=stable_seed(dialogue_id, len(turns), attempt))).strip()
-            violations = check_character_reply(text, persona.language, self.rules)
+            violations = check_character_reply(text, persona.language, self.rules, last_user=turns[-1].content)
             if not violations:
                 return Turn(role="character", content=text, rejected=rejected)
             rejected.append(Attempt(content=text, violations=violations))

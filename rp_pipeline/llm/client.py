@@ -7,7 +7,9 @@ litellm is imported lazily so the Dagster code location loads without it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import logging
 import os
 import time
 from collections.abc import Awaitable
@@ -123,9 +125,7 @@ class LLMClient:
     async def _call_provider(
         self, role: str, cfg: RoleConfig, model: str, messages: Messages, params: dict, key: str
     ) -> str:
-        import litellm
-
-        litellm.suppress_debug_info = True
+        litellm = _litellm()
         api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
         if cfg.api_key_env and not api_key:
             raise RuntimeError(f"role {role!r} needs the environment variable {cfg.api_key_env}")
@@ -167,6 +167,8 @@ def _sampling_params(cfg: RoleConfig, seed: int, response_schema: dict | None) -
     params: dict[str, Any] = {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens, "seed": seed}
     if cfg.top_p is not None:
         params["top_p"] = cfg.top_p
+    if cfg.extra_body:
+        params["extra_body"] = cfg.extra_body
     if response_schema is not None and cfg.structured_output == "json_schema":
         params["response_format"] = {
             "type": "json_schema",
@@ -177,10 +179,20 @@ def _sampling_params(cfg: RoleConfig, seed: int, response_schema: dict | None) -
     return params
 
 
-def _cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
-    """Provider price from litellm's (local) cost map; local and unknown models cost 0."""
+@functools.cache
+def _litellm():
+    """Import litellm once, quietly: its banners and per-event-loop worker warnings are noise
+    here (each asset runs its own event loop); errors still surface as exceptions."""
     import litellm
 
+    litellm.suppress_debug_info = True
+    logging.getLogger("LiteLLM").setLevel(logging.ERROR)
+    return litellm
+
+
+def _cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    """Provider price from litellm's (local) cost map; local and unknown models cost 0."""
+    litellm = _litellm()
     try:
         prompt_cost, completion_cost = litellm.cost_per_token(
             model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens

@@ -6,7 +6,7 @@ Keys are never in the YAML: a role names the *environment variable* that holds i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -35,6 +35,10 @@ class RoleConfig(BaseModel):
     temperature: float = Field(0.7, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int = Field(256, ge=1)
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="provider-specific request fields, e.g. a llama.cpp GBNF `grammar` that constrains the reply format",
+    )
     structured_output: Literal["json_schema", "json_object_schema", "prompt_only"] = Field(
         "json_schema",
         description="how a JSON schema is sent: OpenAI json_schema, llama.cpp json_object+schema, "

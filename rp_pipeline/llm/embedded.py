@@ -95,6 +95,9 @@ def serve_embedded(
         sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "embedded",
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
         "--n_threads", str(n_threads or os.cpu_count() or 2),
+        # Agents alternate prompts; a RAM prompt cache keeps each agent's prefix (card, rules)
+        # evaluated once instead of on every turn.
+        "--cache", "true", "--cache_type", "ram",
     ]
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -1,0 +1,41 @@
+# The README's commands. Every target sets up .venv itself, so each works on a fresh clone.
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip --disable-pip-version-check
+STAMP   := .venv/.installed
+# llama-cpp-python has no wheel: it compiles once (~6 min on 2 cores), then pip reuses the
+# cached wheel. NATIVE=OFF keeps that wheel portable; AVX2/FMA (any x86-64 of the last
+# decade) keep llama.cpp fast: without them prefill is ~4x slower.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+
+.PHONY: demo test ui validate clean-data
+
+$(PY):
+	python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	# CPU torch first: a plain `torch` requirement would pull a multi-GB CUDA build.
+	$(PIP) install -q torch==2.13.0
+
+$(STAMP)-dev: pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[train,dev]'
+	touch $@
+
+$(STAMP)-local: pyproject.toml $(STAMP)-dev
+	$(PIP) install -q -e '.[local,train,dev]'
+	touch $@
+
+demo: $(STAMP)-local
+	.venv/bin/rp demo
+
+test: $(STAMP)-dev
+	@# pytest exits 5 when it collected nothing: that is a failure, never a silent pass.
+	$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+validate: $(STAMP)-dev
+	.venv/bin/dagster definitions validate -w workspace.yaml
+
+ui: $(STAMP)-dev
+	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/data/dagster_home} .venv/bin/dagster dev -w workspace.yaml
+
+clean-data:
+	rm -rf data
