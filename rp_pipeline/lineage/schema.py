@@ -1,0 +1,120 @@
+"""Column layout of the two segment kinds and the DuckDB views defined over them.
+
+One table of columns drives the Parquet schema that writers use, the typed empty views
+a reader gets before anything was written, and the views baked into the exported
+`lineage.duckdb`, so the three can never drift apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+_STR = (pa.string(), "VARCHAR")
+_TS = (pa.timestamp("us", tz="UTC"), "TIMESTAMPTZ")
+_F64 = (pa.float64(), "DOUBLE")
+_I64 = (pa.int64(), "BIGINT")
+_BOOL = (pa.bool_(), "BOOLEAN")
+
+EVENT_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
+    "run_id": _STR,
+    "asset": _STR,
+    "partition": _STR,
+    "row_id": _STR,
+    "parent_ids": (pa.list_(pa.string()), "VARCHAR[]"),
+    "kind": _STR,
+    "reason": _STR,
+    "detail": _STR,
+    "code_version": _STR,
+    "model": _STR,
+    "prompt_hash": _STR,
+    "cost_usd": _F64,
+    "attrs": (pa.map_(pa.string(), pa.string()), "MAP(VARCHAR, VARCHAR)"),
+    "ts": _TS,
+}
+
+CALL_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
+    "run_id": _STR,
+    "asset": _STR,
+    "partition": _STR,
+    "role": _STR,
+    "model": _STR,
+    "prompt_hash": _STR,
+    "cache_hit": _BOOL,
+    "prompt_tokens": _I64,
+    "completion_tokens": _I64,
+    "cost_usd": _F64,
+    "latency_s": _F64,
+    "ok": _BOOL,
+    "error": _STR,
+    "ts": _TS,
+}
+
+#: segment directory name -> columns
+KINDS: dict[str, dict[str, tuple[pa.DataType, str]]] = {"events": EVENT_COLUMNS, "calls": CALL_COLUMNS}
+
+#: Zero-row file kept in each segment directory so the Parquet glob always matches at
+#: least one file with the full, current column set (a view in the exported database
+#: would otherwise fail with "no files found" until the first write of that kind).
+SCHEMA_FILE = "_schema.parquet"
+
+
+def arrow_schema(kind: str) -> pa.Schema:
+    return pa.schema([pa.field(name, arrow) for name, (arrow, _) in KINDS[kind].items()])
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _source_sql(kind: str, segment_dir: Path | None) -> str:
+    """SELECT producing the kind's columns plus `segment` (file) and `seq` (row in file).
+
+    With `segment_dir=None` it is a typed, empty relation: queries still bind and
+    return nothing instead of erroring on a store nobody has written to yet.
+    """
+    columns = KINDS[kind]
+    if segment_dir is None:
+        typed = [f"CAST(NULL AS {duck}) AS {name}" for name, (_, duck) in columns.items()]
+        typed += ["CAST(NULL AS VARCHAR) AS segment", "CAST(NULL AS BIGINT) AS seq"]
+        return f"SELECT {', '.join(typed)} WHERE false"
+    glob = _quote(str(segment_dir.resolve() / "*.parquet"))
+    names = ", ".join(columns)
+    return (
+        f"SELECT {names}, filename AS segment, file_row_number AS seq "
+        f"FROM read_parquet({glob}, filename = true, file_row_number = true)"
+    )
+
+
+def view_statements(root: Path, present: dict[str, bool]) -> list[str]:
+    """CREATE VIEW statements for `events`, `calls`, `superseded`, `latest_events`, `edges`.
+
+    `present[kind]` says whether the kind's directory has any Parquet file; absent kinds
+    get an empty typed view. Paths are absolute so the exported file works from any cwd.
+    Every segment is written with `arrow_schema`, so the glob is read without
+    `union_by_name` (which would open every footer when binding); a future column
+    change must rewrite old segments or switch that option on.
+    """
+    events = _source_sql("events", root / "events" if present.get("events") else None)
+    calls = _source_sql("calls", root / "calls" if present.get("calls") else None)
+    return [
+        f"CREATE OR REPLACE VIEW events AS {events}",
+        f"CREATE OR REPLACE VIEW calls AS {calls}",
+        # Re-materializing an asset re-emits its rows; the newest emission of each
+        # (asset, row_id) is the truth and older ones are superseded (ties broken by
+        # segment name, a time-ordered uuid7, then position in the segment). Only keys
+        # emitted more than once are ranked: most rows are emitted once, and a window
+        # over every wide row would dominate each query.
+        "CREATE OR REPLACE VIEW superseded AS "
+        "SELECT e.asset, e.row_id, e.segment, e.seq FROM events e "
+        "SEMI JOIN (SELECT asset, row_id FROM events GROUP BY asset, row_id HAVING count(*) > 1) d "
+        "ON d.asset = e.asset AND d.row_id = e.row_id "
+        "QUALIFY row_number() OVER (PARTITION BY e.asset, e.row_id "
+        "ORDER BY e.ts DESC, e.segment DESC, e.seq DESC) > 1",
+        "CREATE OR REPLACE VIEW latest_events AS SELECT e.* FROM events e "
+        "ANTI JOIN superseded s ON s.segment = e.segment AND s.seq = e.seq",
+        # One row per (child, parent) link of the current lineage graph.
+        "CREATE OR REPLACE VIEW edges AS SELECT asset, partition, row_id, "
+        "unnest(parent_ids) AS parent_id FROM latest_events",
+    ]
