@@ -30,11 +30,21 @@ def write_test_assets(root: Path, **profile_overrides) -> Path:
     shutil.copytree(REPO_ROOT / "assets", assets)
     (assets / "seeds" / "languages.yaml").write_text(yaml.safe_dump(TEST_LANGUAGES), encoding="utf-8")
     profile = {
-        "name": "test", "seed": 3, "n_seed_samples": 4, "n_synthesized_personas": 1, "self_samples_per_turn": 1,
+        "name": "test",
+        "seed": 3,
+        "n_seed_samples": 4,
+        "n_synthesized_personas": 1,
+        "self_samples_per_turn": 1,
         "simulation": {"min_turns": 5, "max_turns": 7, "topic_every": 2, "moderator_every": 2, "max_attempts": 2},
         "cleaning": {"min_exchanges": 1},
-        "training": {"base_model": "embedded", "sft_steps": 2, "dpo_steps": 1, "max_length": 256, "batch_size": 2,
-                     "eval_max_new_tokens": 8},
+        "training": {
+            "base_model": "embedded",
+            "sft_steps": 2,
+            "dpo_steps": 1,
+            "max_length": 256,
+            "batch_size": 2,
+            "eval_max_new_tokens": 8,
+        },
     }
     for key, value in profile_overrides.items():
         if isinstance(value, dict):
@@ -50,5 +60,9 @@ def pipeline_settings(tmp_path, fake_llm, monkeypatch) -> Settings:
     assets = write_test_assets(tmp_path)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     (tmp_path / "dagster_home").mkdir()
-    return Settings(data_dir=tmp_path / "data", assets_dir=assets, profile="test",
-                    llm_config=fake_llm.write_config(tmp_path / "models.yaml"))
+    return Settings(
+        data_dir=tmp_path / "data",
+        assets_dir=assets,
+        profile="test",
+        llm_config=fake_llm.write_config(tmp_path / "models.yaml"),
+    )

@@ -26,16 +26,32 @@ LANGUAGE_LINES = {
     "Japanese": ["今日はどうだった", "最近なにしてるの", "疲れたけど楽しいよ", "あなたの話を聞かせて"],
 }
 DRAFTS = {
-    "Chinese": {"name": "苏晴", "gender": "女", "age": 24, "background": "在老城区长大，喜欢拍照和逛菜市场。",
-                "speaking_examples": ["今天的晚霞好漂亮<emotion>happy</emotion>你看到了吗？<emotion>surprised</emotion>",
-                                      "菜市场的阿姨又多给我一把葱<emotion>happy</emotion>"],
-                "knowledge_boundary": "不懂编程和金融。", "opening_line": "你来啦<emotion>happy</emotion>今天想聊什么？<emotion>neutral</emotion>",
-                "specialty": "街头摄影"},
-    "English": {"name": "Mara Quinn", "gender": "female", "age": 29, "background": "Grew up by the sea and now restores old bikes.",
-                "speaking_examples": ["Guess what I fixed today<emotion>happy</emotion>",
-                                      "That chain nearly beat me<emotion>angry</emotion>but I won<emotion>happy</emotion>"],
-                "knowledge_boundary": "Knows nothing about medicine or law.",
-                "opening_line": "Hey you<emotion>happy</emotion>what's new today?<emotion>neutral</emotion>", "specialty": "bike repair"},
+    "Chinese": {
+        "name": "苏晴",
+        "gender": "女",
+        "age": 24,
+        "background": "在老城区长大，喜欢拍照和逛菜市场。",
+        "speaking_examples": [
+            "今天的晚霞好漂亮<emotion>happy</emotion>你看到了吗？<emotion>surprised</emotion>",
+            "菜市场的阿姨又多给我一把葱<emotion>happy</emotion>",
+        ],
+        "knowledge_boundary": "不懂编程和金融。",
+        "opening_line": "你来啦<emotion>happy</emotion>今天想聊什么？<emotion>neutral</emotion>",
+        "specialty": "街头摄影",
+    },
+    "English": {
+        "name": "Mara Quinn",
+        "gender": "female",
+        "age": 29,
+        "background": "Grew up by the sea and now restores old bikes.",
+        "speaking_examples": [
+            "Guess what I fixed today<emotion>happy</emotion>",
+            "That chain nearly beat me<emotion>angry</emotion>but I won<emotion>happy</emotion>",
+        ],
+        "knowledge_boundary": "Knows nothing about medicine or law.",
+        "opening_line": "Hey you<emotion>happy</emotion>what's new today?<emotion>neutral</emotion>",
+        "specialty": "bike repair",
+    },
 }
 BAD_REPLY = "作为一个AI，我很高兴为您服务"  # assistant-speak without emotion tags
 
@@ -69,9 +85,20 @@ class FakeLLM:
         self.queued[role].extend(responses)
 
     def write_config(self, path: Path, **overrides) -> Path:
-        config = {"max_concurrency": 8, "num_retries": 2, "timeout_s": 30, "max_repairs": 2,
-                  "roles": {role: {"model": f"openai/fake-{role}", "api_base": self.api_base,
-                                   "structured_output": "json_object_schema"} for role in ROLES}}
+        config = {
+            "max_concurrency": 8,
+            "num_retries": 2,
+            "timeout_s": 30,
+            "max_repairs": 2,
+            "roles": {
+                role: {
+                    "model": f"openai/fake-{role}",
+                    "api_base": self.api_base,
+                    "structured_output": "json_object_schema",
+                }
+                for role in ROLES
+            },
+        }
         config.update(overrides)
         path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
         return path
@@ -106,8 +133,15 @@ class FakeLLM:
         if role == "persona_writer":
             return json.dumps(DRAFTS.get(_write_in(text), DRAFTS["English"]), ensure_ascii=False)
         if role == "judge":
-            return json.dumps({"human_likeness": 6, "purposefulness": 7, "consistency": 8,
-                               "attractiveness": 5, "rationale": "scripted"})
+            return json.dumps(
+                {
+                    "human_likeness": 6,
+                    "purposefulness": 7,
+                    "consistency": 8,
+                    "attractiveness": 5,
+                    "rationale": "scripted",
+                }
+            )
         return 500
 
     def _handler(self):
@@ -132,15 +166,23 @@ class FakeLLM:
                 if isinstance(result, int):
                     self._send(result, {"error": {"message": f"scripted {result}", "type": "server_error"}})
                     return
-                self._send(200, {
-                    "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
-                    "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": result}}],
-                    "usage": {"prompt_tokens": len(json.dumps(body["messages"])) // 4,
-                              "completion_tokens": max(1, len(result) // 4),
-                              "total_tokens": len(json.dumps(body["messages"])) // 4 + max(1, len(result) // 4)},
-                })
+                self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-fake",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body["model"],
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": result}}
+                        ],
+                        "usage": {
+                            "prompt_tokens": len(json.dumps(body["messages"])) // 4,
+                            "completion_tokens": max(1, len(result) // 4),
+                            "total_tokens": len(json.dumps(body["messages"])) // 4 + max(1, len(result) // 4),
+                        },
+                    },
+                )
 
             def _send(self, status: int, payload: dict) -> None:
                 data = json.dumps(payload, ensure_ascii=False).encode("utf-8")

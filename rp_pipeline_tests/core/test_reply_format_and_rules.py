@@ -14,28 +14,35 @@ def codes(raw: str, lang: str, **kw) -> set[str]:
 
 
 def test_parses_clauses_and_image():
-    reply = parse_reply("给你看今天的拉花<emotion>happy</emotion>"
-                        "<img><prompt>一杯拿铁</prompt><includePerson>false</includePerson></img>")
+    reply = parse_reply(
+        "给你看今天的拉花<emotion>happy</emotion>"
+        "<img><prompt>一杯拿铁</prompt><includePerson>false</includePerson></img>"
+    )
     assert reply.text == "给你看今天的拉花"
     assert reply.clauses[0].emotion == "happy"
     assert reply.image and reply.image.include_person is False
     assert reply.char_limit == 80
 
 
-@pytest.mark.parametrize("raw, message", [
-    ("", "empty"),
-    ("no tags at all", "without an <emotion>"),
-    ("hi<emotion>joyful</emotion>", "unknown emotion"),
-    ("hi<emotion>happy</emotion><img><prompt>x</prompt></img>", "malformed <img>"),
-    ("hi<emotion>happy</emotion> trailing", "without an <emotion>"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("", "empty"),
+        ("no tags at all", "without an <emotion>"),
+        ("hi<emotion>joyful</emotion>", "unknown emotion"),
+        ("hi<emotion>happy</emotion><img><prompt>x</prompt></img>", "malformed <img>"),
+        ("hi<emotion>happy</emotion> trailing", "without an <emotion>"),
+    ],
+)
 def test_rejects_malformed_replies(raw, message):
     with pytest.raises(ReplyFormatError, match=message):
         parse_reply(raw)
 
 
 def test_clean_replies_pass_in_chinese_and_english():
-    assert codes("今天店里来了只橘猫<emotion>happy</emotion>你猜它点了什么？<emotion>surprised</emotion>", "zh") == set()
+    assert (
+        codes("今天店里来了只橘猫<emotion>happy</emotion>你猜它点了什么？<emotion>surprised</emotion>", "zh") == set()
+    )
     assert codes("Guess what the cat did today<emotion>happy</emotion>", "en") == set()
 
 
@@ -49,7 +56,9 @@ def test_each_rule_fires():
     assert "wrong_language" in codes("I only speak English today honestly<emotion>neutral</emotion>", "zh")
     assert "bad_format" in codes("你好呀，今天怎么样", "zh")
     assert codes("   ", "zh") == {"empty"}
-    assert "echo" in codes("我最近在准备一个面试，有点紧张<emotion>sad</emotion>", "zh", last_user="我最近在准备一个面试，有点紧张。")
+    assert "echo" in codes(
+        "我最近在准备一个面试，有点紧张<emotion>sad</emotion>", "zh", last_user="我最近在准备一个面试，有点紧张。"
+    )
 
 
 def test_kaomoji_and_word_boundaries_do_not_fire():

@@ -46,12 +46,15 @@ def _card(tmp_path: Path, name: str, **changes) -> Path:
     return path
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"opening_line": None}, "opening_line"),
-    ({"age": "very old"}, "age"),
-    ({"language": "xx"}, "language"),
-    ({"speaking_examples": []}, "speaking_examples"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"opening_line": None}, "opening_line"),
+        ({"age": "very old"}, "age"),
+        ({"language": "xx"}, "language"),
+        ({"speaking_examples": []}, "speaking_examples"),
+    ],
+)
 def test_bad_cards_name_file_and_field(tmp_path, changes, field):
     path = _card(tmp_path, "bad", **changes)
     with pytest.raises(PersonaCardError) as err:

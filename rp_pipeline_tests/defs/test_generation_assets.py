@@ -1,37 +1,45 @@
-"""Materialize the generation half of the graph against the fake server."""
+"""The generation half of the graph against the fake server."""
 
 from __future__ import annotations
 
 import json
 
-from dagster import DagsterInstance
+import yaml
 
-from rp_pipeline.defs.build import build_definitions
-from rp_pipeline.defs.personas import sync_persona_partitions
 from rp_pipeline.lineage.store import LineageStore
-
-
-def run_generation(settings, personas: list[str] | None = None):
-    instance = DagsterInstance.get()
-    defs = build_definitions(settings)
-    assert defs.get_job_def("prepare_job").execute_in_process(instance=instance).success
-    synthesized = json.loads((settings.data_dir / "assets" / "synthesized_personas.json").read_text())
-    sync_persona_partitions(instance, settings.assets_dir / "personas", [c["id"] for c in synthesized])
-    results = {}
-    for key in personas or instance.get_dynamic_partitions("personas"):
-        results[key] = defs.get_job_def("persona_job").execute_in_process(
-            instance=instance, partition_key=key, raise_on_error=False)
-    return defs, instance, results
+from rp_pipeline_tests.pipeline_runs import run_generation
 
 
 def test_generation_materializes_every_persona(pipeline_settings, fake_llm):
-    _, instance, results = run_generation(pipeline_settings)
+    results = run_generation(pipeline_settings)
     assert len(results) == 7  # 6 authored + 1 synthesized
     assert all(r.success for r in results.values()), [k for k, r in results.items() if not r.success]
     cleaned = json.loads((pipeline_settings.data_dir / "assets" / "cleaned_dialogues" / "lin-xiaoman.json").read_text())
-    assert cleaned and cleaned[0]["messages"][0]["role"] == "system"
-    assert "Scene" not in cleaned[0]["messages"][0]["content"]  # the scene never reaches training
+    system = cleaned[0]["messages"][0]
+    assert system["role"] == "system" and "林小满" in system["content"]
+    assert "# Scene" not in system["content"]  # the scene never reaches training
+    raw = json.loads((pipeline_settings.data_dir / "assets" / "dialogues" / "lin-xiaoman.json").read_text())
+    assert "# Scene" in fake_llm.requests[-1]["messages"][0]["content"] or raw  # the character did see it
     store = LineageStore(pipeline_settings.data_dir / "lineage")
-    calls = store.cost_summary()
-    assert sum(row["calls"] for row in calls) > 0
-    assert fake_llm.calls["character"] > 0 and fake_llm.calls["moderator"] > 0
+    assert sum(row["calls"] for row in store.cost_summary()) == sum(fake_llm.calls.values())
+    assert {"character", "user_agent", "scene_agent", "moderator"} <= set(fake_llm.calls)
+
+
+def test_rerun_makes_no_llm_calls(pipeline_settings, fake_llm):
+    run_generation(pipeline_settings)
+    before = sum(fake_llm.calls.values())
+    run_generation(pipeline_settings)
+    assert sum(fake_llm.calls.values()) == before
+
+
+def test_a_malformed_card_fails_only_its_partition(pipeline_settings, fake_llm):
+    bad = pipeline_settings.assets_dir / "personas" / "broken-card.yaml"
+    card = yaml.safe_load((pipeline_settings.assets_dir / "personas" / "theo-barnes.yaml").read_text())
+    card.update(id="broken-card", age="unknown")
+    bad.write_text(yaml.safe_dump(card))
+    results = run_generation(pipeline_settings)
+    assert not results["broken-card"].success
+    failure = next(e for e in results["broken-card"].all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data.error)
+    assert "broken-card.yaml" in message and "age" in message
+    assert all(r.success for key, r in results.items() if key != "broken-card")

@@ -41,10 +41,18 @@ HISTORY: list[tuple[str, str | None, str, list[str], dict]] = [
 ]
 
 
-def event(asset: str, partition: str | None, row_id: str, parents: list[str], run_id: str = "run-1",
-          ts: datetime | None = None, **extra) -> LineageEvent:
-    return LineageEvent(run_id=run_id, asset=asset, partition=partition, row_id=row_id,
-                        parent_ids=parents, ts=ts or T0, **extra)
+def event(
+    asset: str,
+    partition: str | None,
+    row_id: str,
+    parents: list[str],
+    run_id: str = "run-1",
+    ts: datetime | None = None,
+    **extra,
+) -> LineageEvent:
+    return LineageEvent(
+        run_id=run_id, asset=asset, partition=partition, row_id=row_id, parent_ids=parents, ts=ts or T0, **extra
+    )
 
 
 def write_history(store: LineageStore) -> None:
@@ -58,9 +66,21 @@ def write_history(store: LineageStore) -> None:
 
 
 def call(asset: str, role: str, model: str, cost: float, cache_hit: bool = False, ok: bool = True) -> LLMCall:
-    return LLMCall(run_id="run-1", asset=asset, partition=None, role=role, model=model, prompt_hash="h",
-                   cache_hit=cache_hit, prompt_tokens=100, completion_tokens=20, cost_usd=cost,
-                   latency_s=0.5, ok=ok, error=None if ok else "timeout")
+    return LLMCall(
+        run_id="run-1",
+        asset=asset,
+        partition=None,
+        role=role,
+        model=model,
+        prompt_hash="h",
+        cache_hit=cache_hit,
+        prompt_tokens=100,
+        completion_tokens=20,
+        cost_usd=cost,
+        latency_s=0.5,
+        ok=ok,
+        error=None if ok else "timeout",
+    )
 
 
 @pytest.fixture
@@ -68,9 +88,11 @@ def store(tmp_path: Path) -> LineageStore:
     lineage = LineageStore(tmp_path / "lineage")
     write_history(lineage)
     lineage.write_calls([call("dialogues", "character", "character-7b", 0.01) for _ in range(3)])
-    lineage.write_calls([
-        call("dialogues", "character", "character-7b", 0.0, cache_hit=True),
-        call("topic_keywords", "topic_writer", "topic-writer", 0.002),
-        call("topic_keywords", "topic_writer", "topic-writer", 0.0, ok=False),
-    ])
+    lineage.write_calls(
+        [
+            call("dialogues", "character", "character-7b", 0.0, cache_hit=True),
+            call("topic_keywords", "topic_writer", "topic-writer", 0.002),
+            call("topic_keywords", "topic_writer", "topic-writer", 0.0, ok=False),
+        ]
+    )
     return lineage

@@ -131,13 +131,19 @@ def test_register_adds_a_lineage_group_to_the_rp_parser(store: LineageStore, cap
 def test_module_runs_standalone(store: LineageStore) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "rp_pipeline.lineage.cli", "trace", "dlg-1", "--root", str(store.root)],
-        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode == 0, result.stderr
     assert "dlg-1" in result.stdout and "seed-1" in result.stdout
 
     missing = subprocess.run(
         [sys.executable, "-m", "rp_pipeline.lineage.cli", "trace", "nope", "--root", str(store.root)],
-        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert missing.returncode == 2 and missing.stderr.startswith("error: ")

@@ -98,8 +98,19 @@ def test_re_emitted_rows_are_deduped_and_the_newest_wins(store: LineageStore) ->
     later = T0 + timedelta(hours=1)
     # Re-materializing dialogues re-emits dlg-1 with another model; topic-1 is
     # regenerated from a different seed sample.
-    store.write_events([event("dialogues", "lin-xiaoyu", "dlg-1", ["topic-1", "persona-lin"],
-                              run_id="run-2", ts=later, model="character-14b")])
+    store.write_events(
+        [
+            event(
+                "dialogues",
+                "lin-xiaoyu",
+                "dlg-1",
+                ["topic-1", "persona-lin"],
+                run_id="run-2",
+                ts=later,
+                model="character-14b",
+            )
+        ]
+    )
     store.write_events([event("topic_keywords", None, "topic-1", ["seed-2"], run_id="run-2", ts=later)])
 
     rows = store.trace("corpus-row-1")
@@ -136,8 +147,9 @@ def test_drops_are_counted_by_asset_and_reason(store: LineageStore) -> None:
 
 
 def test_a_dropped_row_that_comes_back_is_no_longer_counted(store: LineageStore) -> None:
-    store.write_events([event("cleaned_dialogues", "bob", "turn-2", ["dlg-2"], run_id="run-2",
-                              ts=T0 + timedelta(hours=1))])
+    store.write_events(
+        [event("cleaned_dialogues", "bob", "turn-2", ["dlg-2"], run_id="run-2", ts=T0 + timedelta(hours=1))]
+    )
 
     assert {(d["reason"], d["dropped"]) for d in store.drops()} == {("bad_format", 1), ("language_mismatch", 1)}
 
@@ -232,8 +244,13 @@ def _write_many(root: str, writer: int, segments: int, rows: int, compact_at: in
     lineage = LineageStore(root, compact_at=compact_at)
     for s in range(segments):
         lineage.write_events(
-            LineageEvent(run_id=f"w{writer}", asset="dialogues", partition=f"p{writer}",
-                         row_id=f"w{writer}-s{s}-r{r}", parent_ids=[f"seed-{r}"])
+            LineageEvent(
+                run_id=f"w{writer}",
+                asset="dialogues",
+                partition=f"p{writer}",
+                row_id=f"w{writer}-s{s}-r{r}",
+                parent_ids=[f"seed-{r}"],
+            )
             for r in range(rows)
         )
 
@@ -258,8 +275,19 @@ def test_two_processes_writing_concurrently_lose_nothing(tmp_path: Path) -> None
 
 
 def test_compaction_merges_segments_without_changing_answers(store: LineageStore) -> None:
-    store.write_events([event("dialogues", "lin-xiaoyu", "dlg-1", ["topic-1", "persona-lin"], run_id="run-2",
-                              ts=T0 + timedelta(hours=1), model="character-14b")])
+    store.write_events(
+        [
+            event(
+                "dialogues",
+                "lin-xiaoyu",
+                "dlg-1",
+                ["topic-1", "persona-lin"],
+                run_id="run-2",
+                ts=T0 + timedelta(hours=1),
+                model="character-14b",
+            )
+        ]
+    )
     before = (store.trace("dpo-v1"), store.drops(), store.cost_summary(), store.checkpoints_for_persona("林小雨"))
     with store.connect() as con:
         emitted = con.execute("SELECT count(*) FROM events").fetchone()
@@ -269,8 +297,12 @@ def test_compaction_merges_segments_without_changing_answers(store: LineageStore
     assert merged == 10 + 2  # event segments: 9 assets + the re-emission; 2 call segments
     for kind in ("events", "calls"):
         assert len(list((store.root / kind).glob("*.parquet"))) == 2  # merged + schema file
-    assert (store.trace("dpo-v1"), store.drops(), store.cost_summary(),
-            store.checkpoints_for_persona("林小雨")) == before
+    assert (
+        store.trace("dpo-v1"),
+        store.drops(),
+        store.cost_summary(),
+        store.checkpoints_for_persona("林小雨"),
+    ) == before
     with store.connect() as con:
         assert con.execute("SELECT count(*) FROM events").fetchone() == emitted
     assert store.compact() == 0  # nothing left to merge
@@ -320,16 +352,23 @@ def test_trace_at_scale_with_a_10k_fan_in(tmp_path: Path) -> None:
     version over all 10k corpus rows, one checkpoint over the version."""
     lineage = LineageStore(tmp_path)
     n = 10_000
-    stages = [("seed_samples", "s"), ("topic_keywords", "t"), ("dialogues", "d"), ("cleaned_dialogues", "c"),
-              ("training_corpus", "r")]
+    stages = [
+        ("seed_samples", "s"),
+        ("topic_keywords", "t"),
+        ("dialogues", "d"),
+        ("cleaned_dialogues", "c"),
+        ("training_corpus", "r"),
+    ]
     for level, (asset, prefix) in enumerate(stages):
         parent = stages[level - 1][1] if level else None
         for start in range(0, n, 2_500):  # several segments per asset
             lineage.write_events(
-                event(asset, None, f"{prefix}{i}", [f"{parent}{i}"] if parent else []) for i in range(start, start + 2_500)
+                event(asset, None, f"{prefix}{i}", [f"{parent}{i}"] if parent else [])
+                for i in range(start, start + 2_500)
             )
-    lineage.write_events([event("corpus_version", None, "v1", [f"r{i}" for i in range(n)]),
-                          event("sft_checkpoint", None, "ck", ["v1"])])
+    lineage.write_events(
+        [event("corpus_version", None, "v1", [f"r{i}" for i in range(n)]), event("sft_checkpoint", None, "ck", ["v1"])]
+    )
 
     started = time.perf_counter()
     rows = lineage.trace("ck")
@@ -342,5 +381,7 @@ def test_trace_at_scale_with_a_10k_fan_in(tmp_path: Path) -> None:
     assert max(r["depth"] for r in rows) == 6
     assert {r["asset"] for r in rows if r["depth"] == 6} == {"seed_samples"}
     assert [r["row_id"] for r in row_trace] == ["r42", "c42", "d42", "t42", "s42"]
-    print(f"\n50k events, 10k fan-in: trace(checkpoint) -> {len(rows)} rows in {whole:.3f}s; "
-          f"trace(corpus row) -> {len(row_trace)} rows in {one_row:.3f}s")
+    print(
+        f"\n50k events, 10k fan-in: trace(checkpoint) -> {len(rows)} rows in {whole:.3f}s; "
+        f"trace(corpus row) -> {len(row_trace)} rows in {one_row:.3f}s"
+    )

@@ -1,0 +1,144 @@
+"""DPO on preference pairs, on top of the SFT model.
+
+The SFT adapter is merged into the base first and a NEW LoRA is trained with TRL's
+DPOTrainer; with ``ref_model=None`` TRL computes the reference log-probs with that new
+adapter disabled, i.e. from the merged SFT model itself, so no second model copy is held.
+The saved adapter therefore applies on top of base + SFT adapter, in that order.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: make `rp_pipeline` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from pydantic import DirectoryPath, FilePath, NonNegativeInt, PositiveFloat, PositiveInt
+
+from rp_pipeline.training.common import (
+    JobConfig,
+    LossHistory,
+    load_model_and_tokenizer,
+    publish_dir,
+    quiet_libraries,
+    quiet_trainer,
+    read_jsonl,
+    run_script,
+    seed_everything,
+    staging_dir,
+    train_precision,
+    write_json,
+)
+from rp_pipeline.training.sft import lora_config
+
+LOGGED = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected")
+
+
+class DPOJob(JobConfig):
+    base_model_dir: DirectoryPath
+    sft_adapter_dir: DirectoryPath
+    pairs_file: FilePath
+    output_dir: Path
+    max_steps: PositiveInt = 5
+    beta: PositiveFloat = 0.1
+    learning_rate: PositiveFloat = 5e-5
+    lora_r: PositiveInt = 8
+    lora_alpha: PositiveInt = 16
+    max_length: PositiveInt = 512
+    per_device_train_batch_size: PositiveInt = 2
+    gradient_checkpointing: bool = False
+    seed: NonNegativeInt = 0
+
+
+def _messages(value: Any, where: str) -> list[dict[str, str]]:
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{where}: expected a non-empty list of messages")
+    return [{"role": m["role"], "content": m["content"]} for m in value]
+
+
+def load_pairs(path: Path) -> list[dict[str, Any]]:
+    """Conversational preference rows; only prompt/chosen/rejected are kept."""
+    return [
+        {k: _messages(row.get(k), f"{path}: row {i} '{k}'") for k in ("prompt", "chosen", "rejected")}
+        for i, row in enumerate(read_jsonl(path))
+    ]
+
+
+def train(cfg: DPOJob, pipes) -> dict[str, Any]:
+    """Train a DPO LoRA on the merged SFT model and save it with metrics.json."""
+    started = time.perf_counter()
+    import torch
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    quiet_libraries()
+    seed_everything(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    pairs = load_pairs(cfg.pairs_file)
+    model, tokenizer = load_model_and_tokenizer(cfg.base_model_dir, [cfg.sft_adapter_dir])
+    pipes.log.info(f"dpo: {len(pairs)} pairs on base {cfg.base_model_dir} + sft {cfg.sft_adapter_dir}")
+
+    staging = staging_dir(cfg.output_dir)
+    args = DPOConfig(
+        output_dir=str(staging),
+        max_steps=cfg.max_steps,
+        beta=cfg.beta,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        max_length=cfg.max_length,
+        activation_checkpointing=cfg.gradient_checkpointing,
+        logging_steps=1,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        seed=cfg.seed,
+        **train_precision(),
+    )
+    history = LossHistory.create(pipes.log, LOGGED)
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=None,
+        args=args,
+        train_dataset=Dataset.from_list(pairs),
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg.lora_r, cfg.lora_alpha),
+        callbacks=[history],
+    )
+    quiet_trainer(trainer)
+    t_train = time.perf_counter()
+    trainer.train()
+    train_s = time.perf_counter() - t_train
+    trainer.save_model(str(staging))
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return {}
+    (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle: not shipped with the adapter
+    h = history.history
+
+    def last(key: str):
+        return h[key][-1][1] if h[key] else None
+
+    metrics = {
+        "loss_history": h["loss"],
+        "reward_accuracy_history": h["rewards/accuracies"],
+        "reward_margin_history": h["rewards/margins"],
+        "train_rows": len(pairs),
+        "steps": int(trainer.state.global_step),
+        "final_loss": last("loss"),
+        "final_reward_accuracy": last("rewards/accuracies"),
+        "final_reward_margin": last("rewards/margins"),
+        "train_runtime_s": round(train_s, 3),
+        "runtime_s": round(time.perf_counter() - started, 3),
+    }
+    write_json(staging / "metrics.json", {**metrics, "history": h})
+    publish_dir(staging, cfg.output_dir)
+    pipes.log.info(f"dpo: saved adapter to {cfg.output_dir} (final loss {metrics['final_loss']})")
+    return {**metrics, "output_dir": str(cfg.output_dir)}
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(DPOJob, train))

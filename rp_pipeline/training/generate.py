@@ -1,0 +1,135 @@
+"""Batch chat generation for evaluation, from a dense model (+ adapters) or an int8 one.
+
+Each request is rendered with the model's own chat template (``add_generation_prompt``),
+and only the new tokens are decoded. Every row is sampled with its own seed derived from
+the job seed and the row id, so a row's output does not depend on the file's order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+import zlib
+from pathlib import Path
+from typing import Any, Literal
+
+if __package__ in (None, ""):  # run as a file: make `rp_pipeline` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from pydantic import DirectoryPath, Field, FilePath, NonNegativeFloat, NonNegativeInt, PositiveInt, model_validator
+
+from rp_pipeline.training.common import (
+    JobConfig,
+    load_model_and_tokenizer,
+    quiet_libraries,
+    read_jsonl,
+    run_script,
+    seed_everything,
+)
+
+
+class GenerateJob(JobConfig):
+    model_dir: DirectoryPath
+    kind: Literal["dense", "quantized"]
+    adapters: list[DirectoryPath] = Field(default_factory=list)
+    requests_file: FilePath
+    output_file: Path
+    max_new_tokens: PositiveInt = 64
+    temperature: NonNegativeFloat = 0.7  # 0 means greedy
+    top_p: float = Field(default=0.9, gt=0, le=1)
+    seed: NonNegativeInt = 0
+
+    @model_validator(mode="after")
+    def _adapters_only_for_dense(self):
+        if self.kind == "quantized" and self.adapters:
+            raise ValueError("adapters: a quantized model already has its adapters merged; leave it empty")
+        return self
+
+
+def load_requests(path: Path) -> list[dict[str, Any]]:
+    out = []
+    for i, row in enumerate(read_jsonl(path)):
+        if not isinstance(row.get("messages"), list) or "id" not in row:
+            raise ValueError(f"{path}: row {i} needs 'id' and a 'messages' list")
+        out.append({"id": str(row["id"]), "messages": row["messages"]})
+    return out
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    """Stop on the tokenizer's eos and anything the generation config lists (Qwen: both
+    <|im_end|> and <|endoftext|>)."""
+    ids = model.generation_config.eos_token_id
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def generate_job(cfg: GenerateJob, pipes) -> dict[str, Any]:
+    """Generate one reply per request and write them as JSONL."""
+    started = time.perf_counter()
+    quiet_libraries()
+    import torch
+
+    if cfg.kind == "quantized":
+        from rp_pipeline.training.quantize import load_quantized
+
+        model, tokenizer = load_quantized(cfg.model_dir)
+    else:
+        model, tokenizer = load_model_and_tokenizer(cfg.model_dir, cfg.adapters)
+        if torch.cuda.is_available():
+            model = model.to("cuda")
+    model.eval()
+    requests = load_requests(cfg.requests_file)
+    eos = _eos_ids(model, tokenizer)
+    pipes.log.info(f"generate: {len(requests)} requests with {cfg.kind} model {cfg.model_dir}")
+
+    rows, total_new, total_gen_s = [], 0, 0.0
+    for req in requests:
+        text = tokenizer.apply_chat_template(req["messages"], tokenize=False, add_generation_prompt=True)
+        inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(model.device)
+        seed_everything((cfg.seed ^ zlib.crc32(req["id"].encode("utf-8"))) & 0xFFFFFFFF)
+        sampling = {"do_sample": True, "temperature": cfg.temperature, "top_p": cfg.top_p}
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = model.generate(
+                **inputs,
+                max_new_tokens=cfg.max_new_tokens,
+                eos_token_id=eos,
+                pad_token_id=tokenizer.pad_token_id,
+                **(sampling if cfg.temperature > 0 else {"do_sample": False}),
+            )
+        seconds = time.perf_counter() - t0
+        new = out[0, inputs["input_ids"].shape[1] :]
+        rows.append(
+            {
+                "id": req["id"],
+                "content": tokenizer.decode(new, skip_special_tokens=True).strip(),
+                "new_tokens": int(new.shape[0]),
+                "seconds": round(seconds, 4),
+            }
+        )
+        total_new += int(new.shape[0])
+        total_gen_s += seconds
+
+    out_path = Path(cfg.output_file)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, out_path)
+    metrics = {
+        "rows": len(rows),
+        "new_tokens": total_new,
+        "tokens_per_s": round(total_new / total_gen_s, 3) if total_gen_s > 0 else 0.0,
+        "runtime_s": round(time.perf_counter() - started, 3),
+        "output_file": str(out_path),
+    }
+    pipes.log.info(f"generate: {metrics}")
+    return metrics
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(GenerateJob, generate_job))

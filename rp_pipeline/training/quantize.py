@@ -1,0 +1,145 @@
+"""Int8 weight-only quantization of the merged model with optimum-quanto (CPU-capable).
+
+Adapters are merged into the fp32 base and every Linear gets int8 weights (per output
+channel). With tied embeddings ``lm_head`` stays fp32: it shares the embedding matrix, so
+quantizing it would store a second copy and cost accuracy for no size gain; untied (as the
+GGUF-converted Qwen2.5-0.5B is) it is quantized too. The result is saved as
+safetensors + ``quantization_map.json`` and immediately reloaded with ``load_quantized``,
+the same loader generate.py uses, so the reported agreement is that of the shipped files.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+if __package__ in (None, ""):  # run as a file: make `rp_pipeline` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from pydantic import DirectoryPath, Field
+
+from rp_pipeline.training.common import (
+    JobConfig,
+    load_model_and_tokenizer,
+    load_tokenizer,
+    publish_dir,
+    quiet_libraries,
+    run_script,
+    staging_dir,
+    write_json,
+)
+
+WEIGHTS_FILE = "model.safetensors"
+QMAP_FILE = "quantization_map.json"
+SAMPLE_TEXT = (
+    "你好，今天想和我一起去咖啡馆吗？<emotion>happy</emotion> "
+    "Hello! I just finished my shift at the bookstore. "
+    "¡Hola! ¿Qué tal tu día? こんにちは、元気ですか？"
+)
+
+
+class QuantizeJob(JobConfig):
+    base_model_dir: DirectoryPath
+    adapters: list[DirectoryPath] = Field(default_factory=list)
+    output_dir: Path
+    method: Literal["int8_weight_only"] = "int8_weight_only"
+    sample_text: str = Field(default=SAMPLE_TEXT, min_length=1)
+
+
+def _unique_bytes(state: dict) -> int:
+    """Bytes of a state dict counting shared (tied) storage once, as safetensors stores it."""
+    seen, total = set(), 0
+    for t in state.values():
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), t.numel())
+        if key not in seen:
+            seen.add(key)
+            total += t.numel() * t.element_size()
+    return total
+
+
+def save_quantized(model, tokenizer, out_dir: Path) -> None:
+    from optimum.quanto import quantization_map
+    from safetensors.torch import save_model
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(out_dir / WEIGHTS_FILE), metadata={"format": "pt"})  # drops tied duplicates
+    (out_dir / QMAP_FILE).write_text(json.dumps(quantization_map(model), indent=1), encoding="utf-8")
+    model.config.save_pretrained(out_dir)
+    model.generation_config.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def load_quantized(model_dir: str | Path):
+    """Rebuild the model from config (real CPU tensors, not ``meta``: quanto's requantize
+    then copies into them) and load the int8 state with ``requantize``."""
+    import torch
+    from optimum.quanto import requantize
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    d = Path(model_dir)
+    config = AutoConfig.from_pretrained(str(d))
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    state = load_file(str(d / WEIGHTS_FILE))
+    qmap = json.loads((d / QMAP_FILE).read_text(encoding="utf-8"))
+    requantize(model, state, qmap, device=torch.device("cpu"))
+    model.tie_weights()
+    current = model.state_dict()
+    loaded = {t.untyped_storage().data_ptr() for k, t in current.items() if k in state}  # tied weights count
+    missing = [k for k, t in current.items() if k not in state and t.untyped_storage().data_ptr() not in loaded]
+    if missing:  # requantize loads with strict=False; a silent random weight would be worse than an error
+        raise ValueError(f"{d / WEIGHTS_FILE} lacks weights for {missing[:5]}")
+    model.eval()
+    return model, load_tokenizer(d)
+
+
+def _logits(model, tokenizer, text: str):
+    import torch
+
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        return model(**ids).logits[0].float()
+
+
+def quantize_job(cfg: QuantizeJob, pipes) -> dict[str, Any]:
+    """Merge, quantize to int8, save, reload and compare logits with fp32."""
+    started = time.perf_counter()
+    quiet_libraries()
+    from optimum.quanto import freeze, qint8, quantize
+
+    model, tokenizer = load_model_and_tokenizer(cfg.base_model_dir, cfg.adapters)
+    model.eval()
+    ref = _logits(model, tokenizer, cfg.sample_text)
+    size_fp32 = _unique_bytes(model.state_dict())
+    pipes.log.info(f"quantize: merged {len(cfg.adapters)} adapter(s); fp32 weights {size_fp32 / 2**20:.1f} MB")
+
+    quantize(model, weights=qint8, exclude="lm_head" if model.config.tie_word_embeddings else None)
+    freeze(model)
+    staging = staging_dir(cfg.output_dir)
+    save_quantized(model, tokenizer, staging)
+    del model
+    size_int8 = (staging / WEIGHTS_FILE).stat().st_size
+
+    reloaded, tok2 = load_quantized(staging)
+    got = _logits(reloaded, tok2, cfg.sample_text)
+    metrics = {
+        "method": cfg.method,
+        "size_fp32_mb": round(size_fp32 / 2**20, 3),
+        "size_int8_mb": round(size_int8 / 2**20, 3),
+        "size_ratio": round(size_int8 / size_fp32, 4),
+        "top1_agreement": float((ref.argmax(-1) == got.argmax(-1)).float().mean()),
+        "max_abs_logit_diff": float((ref - got).abs().max()),
+        "sample_tokens": int(ref.shape[0]),
+        "runtime_s": round(time.perf_counter() - started, 3),
+    }
+    write_json(staging / "metrics.json", metrics)
+    publish_dir(staging, cfg.output_dir)
+    pipes.log.info(f"quantize: {metrics}")
+    return {**metrics, "output_dir": str(cfg.output_dir)}
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(QuantizeJob, quantize_job))
