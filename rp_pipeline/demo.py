@@ -42,7 +42,7 @@ def run_demo(settings: Settings) -> int:
             api_base = stack.enter_context(serve_embedded(gguf, log_path=settings.data_dir / "embedded_server.log"))
             stack.enter_context(_env(EMBEDDED_API_BASE_ENV, api_base))
         _say("prepare_job: seed variables -> samples -> topic keywords -> synthesized personas")
-        result = defs.get_job_def("prepare_job").execute_in_process(instance=instance)
+        result = defs.resolve_job_def("prepare_job").execute_in_process(instance=instance)
         synthesized = [card["id"] for card in _load_output(settings, "synthesized_personas")]
         new = sync_persona_partitions(instance, settings.assets_dir / "personas", synthesized)
         personas = instance.get_dynamic_partitions("personas")
@@ -50,13 +50,13 @@ def run_demo(settings: Settings) -> int:
         failed = []
         for number, persona in enumerate(personas, start=1):
             _say(f"persona_job [{number}/{len(personas)}] {persona}: card -> dialogues -> cleaned dialogues")
-            result = defs.get_job_def("persona_job").execute_in_process(
+            result = defs.resolve_job_def("persona_job").execute_in_process(
                 instance=instance, partition_key=persona, raise_on_error=False)
             if not result.success:
                 failed.append(persona)
                 _say(f"  persona {persona} failed (the others go on); see the run in the UI")
         _say("train_job: corpus -> preference pairs -> SFT -> DPO -> int8 -> eval -> leaderboard")
-        result = defs.get_job_def("train_job").execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def("train_job").execute_in_process(instance=instance, raise_on_error=False)
     minutes = (time.monotonic() - started) / 60
     _summary(settings, result.success, failed, minutes)
     return 0 if result.success and not failed else 1

@@ -41,7 +41,7 @@ def write_test_assets(root: Path, **profile_overrides) -> Path:
             "base_model": "embedded",
             "sft_steps": 2,
             "dpo_steps": 1,
-            "max_length": 256,
+            "max_length": 1024,
             "batch_size": 2,
             "eval_max_new_tokens": 8,
         },
@@ -66,3 +66,11 @@ def pipeline_settings(tmp_path, fake_llm, monkeypatch) -> Settings:
         profile="test",
         llm_config=fake_llm.write_config(tmp_path / "models.yaml"),
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A random-weight tiny Qwen2 with a locally trained tokenizer; built in about a second."""
+    from rp_pipeline_tests.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))

@@ -15,11 +15,11 @@ def run_generation(settings: Settings) -> dict[str, ExecuteInProcessResult]:
     """prepare_job, then persona_job for every persona partition; returns results by persona."""
     instance = DagsterInstance.get()
     defs = build_definitions(settings)
-    assert defs.get_job_def("prepare_job").execute_in_process(instance=instance).success
+    assert defs.resolve_job_def("prepare_job").execute_in_process(instance=instance).success
     synthesized = json.loads((settings.data_dir / "assets" / "synthesized_personas.json").read_text())
     sync_persona_partitions(instance, settings.assets_dir / "personas", [c["id"] for c in synthesized])
     return {
-        key: defs.get_job_def("persona_job").execute_in_process(
+        key: defs.resolve_job_def("persona_job").execute_in_process(
             instance=instance, partition_key=key, raise_on_error=False)
         for key in instance.get_dynamic_partitions("personas")
     }
@@ -27,4 +27,4 @@ def run_generation(settings: Settings) -> dict[str, ExecuteInProcessResult]:
 
 def run_training(settings: Settings) -> ExecuteInProcessResult:
     defs = build_definitions(settings)
-    return defs.get_job_def("train_job").execute_in_process(instance=DagsterInstance.get(), raise_on_error=False)
+    return defs.resolve_job_def("train_job").execute_in_process(instance=DagsterInstance.get(), raise_on_error=False)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from dagster import AssetExecutionContext, MetadataValue, PipesSubprocessClient, asset
+from dagster import AssetExecutionContext, MetadataValue, Output, PipesSubprocessClient, asset
 
 from rp_pipeline.core.evaluation import (
     DIMENSIONS,
@@ -41,7 +41,7 @@ def _generate(context, trainer, pipeline, name: str, model: dict, requests: Path
        description="Held-out personas played by the quantized model and by its base: judge scores on "
                    "human-likeness, purposefulness, consistency, attractiveness (1-10) and automatic metrics.")
 def eval_scores(context: AssetExecutionContext, quantized_model: dict, pipeline: PipelineResource,
-                trainer: PipesSubprocessClient, llm: LLMResource, lineage: LineageResource) -> dict:
+                trainer: PipesSubprocessClient, llm: LLMResource, lineage: LineageResource) -> Output[dict]:
     profile = pipeline.load_profile()
     eval_dir = pipeline.assets / "eval"
     cards = {c.id: c for c in map(load_persona_file, sorted((eval_dir / "personas").glob("*.yaml")))}
@@ -75,13 +75,15 @@ def eval_scores(context: AssetExecutionContext, quantized_model: dict, pipeline:
     lineage.record(context, rows=[(content_id("eval", r), [quantized_model["version"]],
                                    {"model_version": r["model_version"], "name": r["name"]}) for r in results],
                    calls=client.calls)
-    context.add_output_metadata({
+    return Output(
+        {"evaluated_at": datetime.now(UTC).isoformat(), "quantized": quantized_model, "results": results},
+        metadata={
         "scores": md_table({k: r[k] for k in ("name", "model_version", *DIMENSIONS, "format_valid_rate",
                                                "in_language_rate", "rule_clean_rate")} for r in results),
         "sample_transcripts": MetadataValue.md("\n\n".join(samples)),
         **llm_metadata(client.calls),
-    })
-    return {"evaluated_at": datetime.now(UTC).isoformat(), "quantized": quantized_model, "results": results}
+    },
+    )
 
 
 @asset(group_name=GROUP, kinds={"parquet"}, owners=["team:ml"], code_version="1",

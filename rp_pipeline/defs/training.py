@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, MetadataValue, PipesSubprocessClient, asset
+from dagster import AssetExecutionContext, MetadataValue, Output, PipesSubprocessClient, asset
 
 from rp_pipeline.core.ids import content_id
 from rp_pipeline.core.profile import TrainingProfile
@@ -65,7 +65,7 @@ def training_metadata(reported: dict[str, Any]) -> dict[str, Any]:
        description="LoRA SFT (TRL SFTTrainer + PEFT) of the base model on the training corpus, run in a "
                    "separate process through Dagster Pipes; the adapter is saved as safetensors.")
 def sft_checkpoint(context: AssetExecutionContext, training_corpus: dict, pipeline: PipelineResource,
-                   trainer: PipesSubprocessClient, lineage: LineageResource) -> dict:
+                   trainer: PipesSubprocessClient, lineage: LineageResource) -> Output[dict]:
     training = pipeline.load_profile().training
     base = base_model_config(training)
     version = content_id("sft", {"corpus": training_corpus["version"], "training": training.model_dump(), **base})
@@ -79,16 +79,18 @@ def sft_checkpoint(context: AssetExecutionContext, training_corpus: dict, pipeli
     }, out)
     lineage.record(context, rows=[(version, [training_corpus["version"]],
                                    {"model_version": version, "path": str(out / "adapter")})])
-    context.add_output_metadata({"model_version": version, "path": MetadataValue.path(str(out)),
-                                 **training_metadata(reported)})
-    return {"version": version, "adapter_dir": str(out / "adapter"), "base_model_dir": base["base_model_dir"],
-            "corpus_version": training_corpus["version"]}
+    return Output(
+        {"version": version, "adapter_dir": str(out / "adapter"), "base_model_dir": base["base_model_dir"],
+            "corpus_version": training_corpus["version"]},
+        metadata={"model_version": version, "path": MetadataValue.path(str(out)),
+                                 **training_metadata(reported)},
+    )
 
 
 @asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, owners=["team:ml"], code_version="1", pool="gpu",
        description="DPO (TRL DPOTrainer) on the preference pairs, a new LoRA on top of the merged SFT model.")
 def dpo_checkpoint(context: AssetExecutionContext, sft_checkpoint: dict, preference_pairs: dict,
-                   pipeline: PipelineResource, trainer: PipesSubprocessClient, lineage: LineageResource) -> dict:
+                   pipeline: PipelineResource, trainer: PipesSubprocessClient, lineage: LineageResource) -> Output[dict]:
     profile = pipeline.load_profile()
     training = profile.training
     version = content_id("dpo", {"sft": sft_checkpoint["version"], "pairs": preference_pairs["version"],
@@ -103,18 +105,20 @@ def dpo_checkpoint(context: AssetExecutionContext, sft_checkpoint: dict, prefere
     }, out)
     lineage.record(context, rows=[(version, [sft_checkpoint["version"], preference_pairs["version"]],
                                    {"model_version": version, "path": str(out / "adapter")})])
-    context.add_output_metadata({"model_version": version, "path": MetadataValue.path(str(out)),
-                                 **training_metadata(reported)})
-    return {"version": version, "adapters": [sft_checkpoint["adapter_dir"], str(out / "adapter")],
+    return Output(
+        {"version": version, "adapters": [sft_checkpoint["adapter_dir"], str(out / "adapter")],
             "base_model_dir": sft_checkpoint["base_model_dir"], "corpus_version": sft_checkpoint["corpus_version"],
-            "sft_version": sft_checkpoint["version"], "pairs_version": preference_pairs["version"]}
+            "sft_version": sft_checkpoint["version"], "pairs_version": preference_pairs["version"]},
+        metadata={"model_version": version, "path": MetadataValue.path(str(out)),
+                                 **training_metadata(reported)},
+    )
 
 
 @asset(group_name=GROUP, kinds={"pytorch"}, owners=["team:ml"], code_version="1", pool="gpu",
        description="The DPO model with both adapters merged, int8 weight-only quantized (optimum-quanto), "
                    "checked against fp32 on a sample text (top-1 agreement, logit error, size).")
 def quantized_model(context: AssetExecutionContext, dpo_checkpoint: dict, pipeline: PipelineResource,
-                    trainer: PipesSubprocessClient, lineage: LineageResource) -> dict:
+                    trainer: PipesSubprocessClient, lineage: LineageResource) -> Output[dict]:
     version = content_id("int8", {"dpo": dpo_checkpoint["version"]})
     out = pipeline.data / "models" / version
     reported = run_script(context, trainer, "quantize", {
@@ -123,6 +127,8 @@ def quantized_model(context: AssetExecutionContext, dpo_checkpoint: dict, pipeli
     }, out)
     lineage.record(context, rows=[(version, [dpo_checkpoint["version"]],
                                    {"model_version": version, "path": str(out / "model")})])
-    context.add_output_metadata({"model_version": version, "path": MetadataValue.path(str(out)),
-                                 **training_metadata(reported)})
-    return {**dpo_checkpoint, "version": version, "model_dir": str(out / "model"), "dpo_version": dpo_checkpoint["version"]}
+    return Output(
+        {**dpo_checkpoint, "version": version, "model_dir": str(out / "model"), "dpo_version": dpo_checkpoint["version"]},
+        metadata={"model_version": version, "path": MetadataValue.path(str(out)),
+                                 **training_metadata(reported)},
+    )

@@ -110,6 +110,12 @@ def train(cfg: DPOJob, pipes) -> dict[str, Any]:
     )
     quiet_trainer(trainer)
     t_train = time.perf_counter()
+    if len(trainer.train_dataset) == 0:
+        # TRL drops pairs whose prompt alone fills max_length; say so instead of a sampler error.
+        raise ValueError(
+            f"all {len(pairs)} preference pairs were dropped: their prompts are longer than "
+            f"max_length={cfg.max_length} tokens; raise max_length"
+        )
     trainer.train()
     train_s = time.perf_counter() - t_train
     trainer.save_model(str(staging))

@@ -50,11 +50,16 @@ class GenerateJob(JobConfig):
 
 
 def load_requests(path: Path) -> list[dict[str, Any]]:
+    """Rows are {"id", "messages"} for one reply, or {"id", "messages", "user_turns"} to play a
+    scripted conversation: each user turn is appended and answered in turn (evaluation)."""
     out = []
     for i, row in enumerate(read_jsonl(path)):
         if not isinstance(row.get("messages"), list) or "id" not in row:
             raise ValueError(f"{path}: row {i} needs 'id' and a 'messages' list")
-        out.append({"id": str(row["id"]), "messages": row["messages"]})
+        turns = row.get("user_turns", [])
+        if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
+            raise ValueError(f"{path}: row {i}: 'user_turns' must be a list of strings")
+        out.append({"id": str(row["id"]), "messages": row["messages"], "user_turns": turns})
     return out
 
 
@@ -87,11 +92,10 @@ def generate_job(cfg: GenerateJob, pipes) -> dict[str, Any]:
     eos = _eos_ids(model, tokenizer)
     pipes.log.info(f"generate: {len(requests)} requests with {cfg.kind} model {cfg.model_dir}")
 
-    rows, total_new, total_gen_s = [], 0, 0.0
-    for req in requests:
-        text = tokenizer.apply_chat_template(req["messages"], tokenize=False, add_generation_prompt=True)
+    def reply(messages: list[dict[str, str]], seed: int) -> tuple[str, int, float]:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(model.device)
-        seed_everything((cfg.seed ^ zlib.crc32(req["id"].encode("utf-8"))) & 0xFFFFFFFF)
+        seed_everything(seed)
         sampling = {"do_sample": True, "temperature": cfg.temperature, "top_p": cfg.top_p}
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -102,18 +106,25 @@ def generate_job(cfg: GenerateJob, pipes) -> dict[str, Any]:
                 pad_token_id=tokenizer.pad_token_id,
                 **(sampling if cfg.temperature > 0 else {"do_sample": False}),
             )
-        seconds = time.perf_counter() - t0
         new = out[0, inputs["input_ids"].shape[1] :]
-        rows.append(
-            {
-                "id": req["id"],
-                "content": tokenizer.decode(new, skip_special_tokens=True).strip(),
-                "new_tokens": int(new.shape[0]),
-                "seconds": round(seconds, 4),
-            }
-        )
-        total_new += int(new.shape[0])
+        return tokenizer.decode(new, skip_special_tokens=True).strip(), int(new.shape[0]), time.perf_counter() - t0
+
+    rows, total_new, total_gen_s = [], 0, 0.0
+    for req in requests:
+        messages, replies, new_tokens, seconds = list(req["messages"]), [], 0, 0.0
+        seed = cfg.seed ^ zlib.crc32(req["id"].encode("utf-8"))
+        for turn, user in enumerate(req["user_turns"] or [None]):
+            if user is not None:
+                messages.append({"role": "user", "content": user})
+            content, n, s = reply(messages, seed + turn)
+            messages.append({"role": "assistant", "content": content})
+            replies.append(content)
+            new_tokens, seconds = new_tokens + n, seconds + s
+        rows.append({"id": req["id"], "content": replies[-1], "replies": replies,
+                     "new_tokens": new_tokens, "seconds": round(seconds, 4)})
+        total_new += new_tokens
         total_gen_s += seconds
+        pipes.log.info(f"generate: {len(rows)}/{len(requests)} rows, {total_new} tokens")
 
     out_path = Path(cfg.output_file)
     out_path.parent.mkdir(parents=True, exist_ok=True)

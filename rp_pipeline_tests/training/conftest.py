@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from rp_pipeline_tests.tiny_model import build_tiny_model
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "rp_pipeline" / "training"
 
@@ -102,11 +101,6 @@ def pair_rows(n: int) -> list[dict]:
         }
         for i in range(n)
     ]
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
 
 
 @pytest.fixture(scope="session")

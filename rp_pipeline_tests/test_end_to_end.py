@@ -1,0 +1,59 @@
+"""The whole graph, seed_variables to leaderboard, against the fake server and a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from rp_pipeline.cli import main as rp
+from rp_pipeline.lineage.store import LineageStore
+from rp_pipeline_tests.pipeline_runs import run_generation, run_training
+
+
+@pytest.fixture
+def e2e_settings(pipeline_settings, tiny_model_dir):
+    profile_path = pipeline_settings.assets_dir / "profiles" / "test.yaml"
+    profile = yaml.safe_load(profile_path.read_text())
+    profile["training"]["base_model"] = str(tiny_model_dir)
+    profile_path.write_text(yaml.safe_dump(profile, allow_unicode=True))
+    return pipeline_settings
+
+
+def test_whole_graph_materializes_with_lineage(e2e_settings, fake_llm, capsys):
+    generation = run_generation(e2e_settings)
+    assert all(r.success for r in generation.values())
+    training = run_training(e2e_settings)
+    assert training.success, [e.message for e in training.all_events if e.event_type_value == "STEP_FAILURE"]
+    data = e2e_settings.data_dir
+
+    board = pd.read_parquet(data / "leaderboard.parquet")
+    assert sorted(board["kind"]) == ["base", "tuned"]
+    for dim in ("human_likeness", "purposefulness", "consistency", "attractiveness"):
+        assert board[dim].between(1, 10).all()
+    assert "format_valid_rate" in board
+
+    corpus = json.loads((data / "assets" / "training_corpus.json").read_text())
+    from datasets import load_from_disk
+
+    dataset = load_from_disk(corpus["hf_dataset"])
+    assert len(dataset) == corpus["rows"] and set(dataset["source"]) == {"roleplay", "general"}
+    info = json.loads((data / "corpus" / corpus["version"] / "dataset_info.json").read_text())
+    assert info["rp_corpus"]["formatting"] == "sharegpt"
+
+    store = LineageStore(data / "lineage")
+    rows = [json.loads(line) for line in (data / "corpus" / corpus["version"] / "rows.jsonl").read_text().splitlines()]
+    roleplay = next(r for r in rows if r["source"] == "roleplay")
+    chain = [step["asset"] for step in store.trace(roleplay["id"])]
+    assert chain[0] == "training_corpus" and "seed_samples" in chain and "persona_cards" in chain
+    assert chain.index("cleaned_dialogues") < chain.index("dialogues") < chain.index("seed_samples")
+    checkpoints = {c["asset"] for c in store.checkpoints_for_persona("lin-xiaoman")}
+    assert checkpoints == {"sft_checkpoint", "dpo_checkpoint", "quantized_model"}
+    assert {c["asset"] for c in store.checkpoints_for_persona("林小满")} == checkpoints
+
+    assert rp(["lineage", "trace", roleplay["id"], "--root", str(data / "lineage")]) == 0
+    assert "seed_samples" in capsys.readouterr().out
+    assert rp(["lineage", "checkpoints", "--persona", "lin-xiaoman", "--root", str(data / "lineage")]) == 0
+    assert "quantized_model" in capsys.readouterr().out
