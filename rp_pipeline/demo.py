@@ -31,6 +31,8 @@ def run_demo(settings: Settings) -> int:
 
     instance = DagsterInstance.get()
     defs = build_definitions(settings)
+    # Step-level DEBUG events stay in the UI; the console shows asset and training logs.
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         if load_llm_config(settings.llm_config_path).uses_embedded and not os.environ.get(EMBEDDED_API_BASE_ENV):
@@ -42,7 +44,7 @@ def run_demo(settings: Settings) -> int:
             api_base = stack.enter_context(serve_embedded(gguf, log_path=settings.data_dir / "embedded_server.log"))
             stack.enter_context(_env(EMBEDDED_API_BASE_ENV, api_base))
         _say("prepare_job: seed variables -> samples -> topic keywords -> synthesized personas")
-        result = defs.resolve_job_def("prepare_job").execute_in_process(instance=instance)
+        result = defs.resolve_job_def("prepare_job").execute_in_process(instance=instance, run_config=quiet)
         synthesized = [card["id"] for card in _load_output(settings, "synthesized_personas")]
         new = sync_persona_partitions(instance, settings.assets_dir / "personas", synthesized)
         personas = instance.get_dynamic_partitions("personas")
@@ -51,12 +53,12 @@ def run_demo(settings: Settings) -> int:
         for number, persona in enumerate(personas, start=1):
             _say(f"persona_job [{number}/{len(personas)}] {persona}: card -> dialogues -> cleaned dialogues")
             result = defs.resolve_job_def("persona_job").execute_in_process(
-                instance=instance, partition_key=persona, raise_on_error=False)
+                instance=instance, partition_key=persona, raise_on_error=False, run_config=quiet)
             if not result.success:
                 failed.append(persona)
                 _say(f"  persona {persona} failed (the others go on); see the run in the UI")
         _say("train_job: corpus -> preference pairs -> SFT -> DPO -> int8 -> eval -> leaderboard")
-        result = defs.resolve_job_def("train_job").execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def("train_job").execute_in_process(instance=instance, raise_on_error=False, run_config=quiet)
     minutes = (time.monotonic() - started) / 60
     _summary(settings, result.success, failed, minutes)
     return 0 if result.success and not failed else 1

@@ -114,7 +114,7 @@ class FakeLLM:
         turn = len(body["messages"])
         seed = int(body.get("seed") or 0)
         if role == "character":
-            retry = "previous reply broke these rules" in text
+            retry = "the last try broke" in text
             if self.violation_every and seed % self.violation_every == 0 and not retry:
                 return BAD_REPLY
             section = text.split("# How you talk (examples)", 1)[-1].split("#", 1)[0]

@@ -19,7 +19,8 @@ from rp_pipeline.core.models import PersonaCard, Slug
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet, check_character_reply, visible_text
 from rp_pipeline.core.topics import stable_seed
-from rp_pipeline.llm.client import LLMClient
+from rp_pipeline.llm.client import LLMClient, StructuredOutputError
+from rp_pipeline.llm.config import Role
 
 DIMENSIONS = ("human_likeness", "purposefulness", "consistency", "attractiveness")
 
@@ -43,7 +44,7 @@ class JudgeScores(BaseModel):
     purposefulness: int = Field(ge=1, le=10)
     consistency: int = Field(ge=1, le=10)
     attractiveness: int = Field(ge=1, le=10)
-    rationale: str = ""
+    rationale: str = Field("", max_length=160)  # bounded so a constrained decoder cannot run out of tokens
 
 
 def load_scenarios(path: Path, personas: dict[str, PersonaCard]) -> list[EvalScenario]:
@@ -61,12 +62,20 @@ def transcript_turns(scenario: EvalScenario, card: PersonaCard, replies: list[st
     return turns
 
 
-async def judge(llm: LLMClient, prompts: Prompts, system_prompt: str, turns: list[dict], key: str) -> JudgeScores:
-    prompt = prompts.render("judge", system_prompt=system_prompt, transcript=turns)
-    return await llm.structured("judge", [{"role": "user", "content": prompt}], JudgeScores, seed=stable_seed("judge", key))
+async def judge(llm: LLMClient, prompts: Prompts, card: PersonaCard, turns: list[dict], key: str) -> JudgeScores | None:
+    """The judge sees a condensed card (who, how, what they do not know), not the whole
+    system prompt: enough to rate consistency, at a third of the prompt."""
+    prompt = prompts.render("judge", card=card, transcript=turns)
+    try:
+        return await llm.structured("judge", [{"role": "user", "content": prompt}], JudgeScores,
+                                    seed=stable_seed("judge", key))
+    except StructuredOutputError:
+        return None  # counted as a judge failure; one unparseable verdict must not sink the evaluation
 
 
-async def judge_all(llm: LLMClient, prompts: Prompts, items: list[tuple[str, list[dict], str]]) -> list[JudgeScores]:
+async def judge_all(
+    llm: LLMClient, prompts: Prompts, items: list[tuple[PersonaCard, list[dict], str]]
+) -> list[JudgeScores | None]:
     return list(await asyncio.gather(*(judge(llm, prompts, *item) for item in items)))
 
 
@@ -97,5 +106,27 @@ def automatic_metrics(replies: list[tuple[str, str]], rules: RuleSet) -> dict[st
     }
 
 
-def mean_scores(scores: list[JudgeScores]) -> dict[str, float]:
-    return {dim: round(mean(getattr(s, dim) for s in scores), 3) for dim in DIMENSIONS} if scores else {}
+def mean_scores(scores: list[JudgeScores | None]) -> dict[str, float]:
+    """Means over the verdicts that parsed; an evaluation where none did is an error."""
+    valid = [s for s in scores if s is not None]
+    if not valid:
+        raise ValueError(f"the judge returned no valid verdict for any of {len(scores)} transcripts")
+    return {**{dim: round(mean(getattr(s, dim) for s in valid), 3) for dim in DIMENSIONS},
+            "judge_failures": len(scores) - len(valid)}
+
+
+async def play_scenarios(llm: LLMClient, role: Role, scenarios: list[EvalScenario],
+                         system_prompts: dict[str, str]) -> dict[str, list[str]]:
+    """Answer each scripted user turn in order with the model behind `role`."""
+    async def play(scenario: EvalScenario) -> list[str]:
+        messages = [{"role": "system", "content": system_prompts[scenario.persona_id]}]
+        replies: list[str] = []
+        for turn, user in enumerate(scenario.user_turns):
+            messages.append({"role": "user", "content": user})
+            reply = (await llm.complete(role, list(messages), seed=stable_seed("eval", scenario.id, turn))).strip()
+            messages.append({"role": "assistant", "content": reply})
+            replies.append(reply)
+        return replies
+
+    results = await asyncio.gather(*(play(s) for s in scenarios))
+    return {s.id: r for s, r in zip(scenarios, results, strict=True)}

@@ -7,6 +7,7 @@ field notes worked at. Switching is one environment variable (RP_PROFILE).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,6 +31,15 @@ class TrainingProfile(BaseModel):
     dpo_learning_rate: float = 5e-5
     dpo_beta: float = 0.1
     eval_max_new_tokens: int = Field(48, ge=1)
+    quantization: Literal["int8_weight_only", "gguf_q8_0"] = Field(
+        "int8_weight_only",
+        description="int8_weight_only: optimum-quanto safetensors (any base); gguf_q8_0: a llama.cpp GGUF "
+        "(fast on CPU; needs the embedded base, whose GGUF gives tokenizer and metadata)",
+    )
+
+    def model_post_init(self, __context: object) -> None:
+        if self.quantization == "gguf_q8_0" and self.base_model != "embedded":
+            raise ValueError("quantization gguf_q8_0 needs base_model: embedded (the template GGUF)")
 
 
 class Profile(BaseModel):

@@ -21,6 +21,7 @@ from rp_pipeline.core.reply_format import ReplyFormatError, parse_reply
 _STAGE_DIRECTION = re.compile(r"\*[^*\n]{1,40}\*|[（(]([^）)\n]{1,40})[）)]")
 _TAG = re.compile(r"<[^<>]*>")
 ECHO_SIMILARITY = 0.8
+ECHO_MIN_BLOCK = 12  # a copied run of this many letters is an echo, whatever surrounds it
 
 
 class RuleSet(BaseModel):
@@ -83,7 +84,9 @@ def is_echo(reply: str, previous: str) -> bool:
         return False
     if min(len(mine), len(theirs)) >= 8 and (mine in theirs or theirs in mine):
         return True
-    return SequenceMatcher(None, mine, theirs).ratio() >= ECHO_SIMILARITY
+    matcher = SequenceMatcher(None, mine, theirs, autojunk=False)
+    block = matcher.find_longest_match(0, len(mine), 0, len(theirs)).size
+    return matcher.ratio() >= ECHO_SIMILARITY or block >= max(ECHO_MIN_BLOCK, len(mine) // 2)
 
 
 def check_character_reply(raw: str, language: str, rules: RuleSet, last_user: str | None = None) -> list[Violation]:

@@ -49,8 +49,11 @@ def user_card(sample: SeedSample) -> UserCard:
 def _one_line(text: str, limit: int = 200) -> str:
     """User-agent output: the first non-empty line, without a speaker prefix or quotes."""
     line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
-    if ":" in line[:12]:
-        line = line.split(":", 1)[1].strip()
+    head = line[:16]
+    for colon in (":", "："):
+        if colon in head:
+            line = line.split(colon, 1)[1].strip()
+            break
     return line.strip('"“”「」')[:limit]
 
 
@@ -72,7 +75,7 @@ class DialogueSimulator:
         stop_reason = "max_turns"
         user_turns = 0
         while len(turns) < self.config.max_turns:
-            topic = None
+            topic = topics.keywords[0] if not user_turns else None  # open with the sample's first topic
             if user_turns and user_turns % self.config.topic_every == 0:
                 topic = await self._scene_topic(dialogue_id, sample, topics, turns, language)
             turns.append(await self._user_turn(dialogue_id, persona, user, sample, turns, topic))
@@ -105,11 +108,13 @@ class DialogueSimulator:
         history = [{"role": "assistant" if t.role == "character" else "user", "content": t.content} for t in turns]
         rejected: list[Attempt] = []
         for attempt in range(self.config.max_attempts):
-            note = ""
-            if rejected:
-                codes = ", ".join(v.code for v in rejected[-1].violations)
-                note = "\n\n" + self.prompts.render("character_retry", codes=codes)
-            messages = [{"role": "system", "content": system + note}] + history
+            # A reminder after the user's message (generation only, never stored): small models
+            # follow what is closest to the end of the prompt.
+            codes = ", ".join(v.code for v in rejected[-1].violations) if rejected else ""
+            hint = self.prompts.render("character_turn", card=persona, codes=codes,
+                                       language_name=LANGUAGES[persona.language])
+            messages = [{"role": "system", "content": system}] + history[:-1] + [
+                {"role": "user", "content": f"{history[-1]['content']}\n\n{hint}"}]
             text = (await self.llm.complete(
                 "character", messages, seed=stable_seed(dialogue_id, len(turns), attempt))).strip()
             violations = check_character_reply(text, persona.language, self.rules, last_user=turns[-1].content)

@@ -18,9 +18,14 @@ warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions
 
 
 def _gate(rates: dict[str, float], **extra) -> AssetCheckResult:
+    """Bad rates block (ERROR); no turns at all is a warning: nothing bad can reach training
+    from it, but the team should see a persona whose dialogues were all cleaned away."""
+    if rates["assistant_turns"] == 0:
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN,
+                                metadata={**rates, **extra, "failing": "no training turns survived cleaning"})
     failing = [k for k in ("format_valid_rate", "in_language_rate") if rates[k] < MIN_RATE]
     return AssetCheckResult(
-        passed=rates["assistant_turns"] > 0 and not failing,
+        passed=not failing,
         severity=AssetCheckSeverity.ERROR,
         metadata={**rates, **extra, "threshold": MIN_RATE, "failing": ", ".join(failing) or "none"},
     )

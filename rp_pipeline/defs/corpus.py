@@ -75,6 +75,7 @@ def preference_pairs(context: AssetExecutionContext, cleaned_dialogues: dict[str
     raw = {d["id"]: Dialogue.model_validate(d) for key in dialogues for d in dialogues[key]}
     pairs: list[PreferencePair] = [p for c in cleaned for p in regenerated_pairs(c, raw[c.dialogue_id])]
     client = llm.client()
+    context.log.info(f"{len(pairs)} pairs from regenerated replies; self-sampling {len(cleaned)} dialogues")
     if profile.self_samples_per_turn:
         async def sample_all() -> list[PreferencePair]:
             return [p for c in cleaned for p in await self_sample_pairs(

@@ -30,7 +30,9 @@ def dialogues(context: AssetExecutionContext, persona_cards: dict, seed_samples:
             for i, sample in enumerate(assign_samples(card, samples, profile.simulation.dialogues_per_persona))]
     client = llm.client()
     simulator = DialogueSimulator(client, pipeline.prompts(), pipeline.rules(), profile.simulation)
+    context.log.info(f"simulating {len(jobs)} dialogue(s) for {card.name} ({card.language})")
     result = client.run(simulate_many(simulator, jobs))
+    context.log.info(f"{sum(len(d.turns) for d in result)} turns from {len(client.calls)} LLM calls")
     card_row = persona_row_id(card)
     lineage.record(context, rows=[(d.id, [card_row, d.sample_id, d.topic_id], {"persona_id": card.id})
                                   for d in result], calls=client.calls)

@@ -12,6 +12,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, PipesSubprocessClient, asset
 
 from rp_pipeline.core.evaluation import (
+    play_scenarios,
     DIMENSIONS,
     automatic_metrics,
     judge_all,
@@ -28,13 +29,29 @@ from rp_pipeline.defs.training import run_script
 GROUP = "evaluation"
 
 
-def _generate(context, trainer, pipeline, name: str, model: dict, requests: Path, out_dir: Path, seed: int) -> dict:
-    output = out_dir / f"{name}_replies.jsonl"
+def _play_in_process(context, trainer, pipeline, name: str, model: dict, scenarios, system_prompts, out_dir: Path,
+                     seed: int) -> dict[str, list[str]]:
+    """Transformers generation (dense or optimum-quanto int8) in generate.py under Pipes."""
+    requests, output = out_dir / "requests.jsonl", out_dir / f"{name}_replies.jsonl"
+    requests.write_text("".join(json.dumps({
+        "id": s.id, "messages": [{"role": "system", "content": system_prompts[s.persona_id]}],
+        "user_turns": s.user_turns}, ensure_ascii=False) + "\n" for s in scenarios), encoding="utf-8")
     run_script(context, trainer, "generate", {
         **model, "requests_file": str(requests), "output_file": str(output),
         "max_new_tokens": pipeline.load_profile().training.eval_max_new_tokens, "temperature": 0.7, "seed": seed,
     }, out_dir / name)
     return {row["id"]: row["replies"] for row in map(json.loads, output.read_text(encoding="utf-8").splitlines())}
+
+
+def _play_on_llama_cpp(llm: LLMResource, pipeline, gguf: str, model_id: str, scenarios, system_prompts,
+                       out_dir: Path) -> tuple[dict[str, list[str]], list]:
+    """A GGUF model served by llama.cpp on 127.0.0.1, reached through litellm like any provider."""
+    from rp_pipeline.llm.embedded import serve_embedded
+
+    max_tokens = pipeline.load_profile().training.eval_max_new_tokens
+    with serve_embedded(Path(gguf), alias=model_id, log_path=out_dir / f"{model_id}_server.log") as api_base:
+        client = llm.served_client(api_base, model_id, max_tokens)
+        return client.run(play_scenarios(client, "character", scenarios, system_prompts)), client.calls
 
 
 @asset(group_name=GROUP, kinds={"pytorch", "litellm"}, owners=["team:ml"], code_version="1", pool="gpu",
@@ -49,39 +66,43 @@ def eval_scores(context: AssetExecutionContext, quantized_model: dict, pipeline:
     prompts, rules = pipeline.prompts(), pipeline.rules()
     out_dir = pipeline.data / "eval" / quantized_model["version"]
     out_dir.mkdir(parents=True, exist_ok=True)
-    requests = out_dir / "requests.jsonl"
-    requests.write_text("".join(json.dumps({
-        "id": s.id, "messages": [{"role": "system", "content": system_prompt(cards[s.persona_id], prompts)}],
-        "user_turns": s.user_turns}, ensure_ascii=False) + "\n" for s in scenarios), encoding="utf-8")
-    models = {
-        "tuned": (quantized_model["version"], {"model_dir": quantized_model["model_dir"], "kind": "quantized"}),
-        "base": (content_id("base", quantized_model["base_model_dir"]),
-                 {"model_dir": quantized_model["base_model_dir"], "kind": "dense"}),
-    }
+    system_prompts = {key: system_prompt(card, prompts) for key, card in cards.items()}
+    if quantized_model["format"] == "gguf":
+        models = {"tuned": (quantized_model["version"], quantized_model["gguf_file"]),
+                  "base": (content_id("base", quantized_model["base_gguf"]), quantized_model["base_gguf"])}
+    else:
+        models = {"tuned": (quantized_model["version"], {"model_dir": quantized_model["model_dir"], "kind": "quantized"}),
+                  "base": (content_id("base", quantized_model["base_model_dir"]),
+                           {"model_dir": quantized_model["base_model_dir"], "kind": "dense"})}
     client = llm.client()
-    results, samples = [], []
+    results, samples, calls = [], [], []
     for name, (version, model) in models.items():
-        replies = _generate(context, trainer, pipeline, name, model, requests, out_dir, profile.seed)
-        items = [(system_prompt(cards[s.persona_id], prompts),
+        if quantized_model["format"] == "gguf":
+            replies, played = _play_on_llama_cpp(llm, pipeline, model, version, scenarios, system_prompts, out_dir)
+            calls += played
+        else:
+            replies = _play_in_process(context, trainer, pipeline, name, model, scenarios, system_prompts, out_dir,
+                                       profile.seed)
+        items = [(cards[s.persona_id],
                   transcript_turns(s, cards[s.persona_id], replies[s.id]), f"{version}/{s.id}") for s in scenarios]
         scores = client.run(judge_all(client, prompts, items))
         metrics = automatic_metrics([(cards[s.persona_id].language, r) for s in scenarios for r in replies[s.id]], rules)
         results.append({"name": name, "model_version": version, **mean_scores(scores), **metrics,
-                        "scenarios": [{"scenario": s.id, "replies": replies[s.id], **sc.model_dump()}
+                        "scenarios": [{"scenario": s.id, "replies": replies[s.id], **(sc.model_dump() if sc else {})}
                                       for s, sc in zip(scenarios, scores, strict=True)]})
         first = scenarios[0]
         samples.append(transcript_markdown(f"{name} — {first.id}", [
             (t["role"], t["content"]) for t in transcript_turns(first, cards[first.persona_id], replies[first.id])]))
     lineage.record(context, rows=[(content_id("eval", r), [quantized_model["version"]],
                                    {"model_version": r["model_version"], "name": r["name"]}) for r in results],
-                   calls=client.calls)
+                   calls=client.calls + calls)
     return Output(
         {"evaluated_at": datetime.now(UTC).isoformat(), "quantized": quantized_model, "results": results},
         metadata={
         "scores": md_table({k: r[k] for k in ("name", "model_version", *DIMENSIONS, "format_valid_rate",
                                                "in_language_rate", "rule_clean_rate")} for r in results),
         "sample_transcripts": MetadataValue.md("\n\n".join(samples)),
-        **llm_metadata(client.calls),
+        **llm_metadata(client.calls + calls),
     },
     )
 

@@ -17,7 +17,7 @@ from rp_pipeline.lineage.models import LineageEvent, LLMCall
 from rp_pipeline.lineage.store import LineageStore
 from rp_pipeline.llm.cache import ResponseCache
 from rp_pipeline.llm.client import CallRecord, LLMClient
-from rp_pipeline.llm.config import load_llm_config
+from rp_pipeline.llm.config import EMBEDDED, RoleConfig, load_llm_config
 
 EMBEDDED_API_BASE_ENV = "RP_EMBEDDED_API_BASE"  # set by `rp demo` to share one server across runs
 
@@ -70,6 +70,16 @@ class LLMResource(ConfigurableResource):
         if config.uses_embedded and self._api_base is None:
             self._api_base = os.environ.get(EMBEDDED_API_BASE_ENV) or self._start_embedded()
         return LLMClient(config, ResponseCache(self.cache_path), self._api_base)
+
+    def served_client(self, api_base: str, model_id: str, max_tokens: int) -> LLMClient:
+        """A client whose character role is a model under evaluation served at `api_base`,
+        sampled plainly (no grammar): evaluation measures the model, not the constraints."""
+        config = load_llm_config(self.config_path)
+        plain = RoleConfig(model=EMBEDDED, temperature=0.7, max_tokens=max_tokens)
+        # One request at a time: each scenario turn then extends the previous prompt, and
+        # llama.cpp re-evaluates only the new tokens.
+        config = config.model_copy(update={"roles": {**config.roles, "character": plain}, "max_concurrency": 1})
+        return LLMClient(config, ResponseCache(self.cache_path), api_base, embedded_model=model_id)
 
     def _start_embedded(self) -> str:
         from rp_pipeline.llm.embedded import serve_embedded

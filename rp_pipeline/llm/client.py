@@ -52,12 +52,14 @@ class LLMClient:
         config: LLMConfig,
         cache: ResponseCache | None = None,
         embedded_api_base: str | None = None,
+        embedded_model: str = "embedded",
     ):
         if config.uses_embedded and not embedded_api_base:
             raise ValueError("the model map uses the embedded model but no embedded server is running")
         self.config = config
         self.cache = cache
         self.embedded_api_base = embedded_api_base
+        self.embedded_model = embedded_model  # names the served GGUF: part of every cache key
         self.calls: list[CallRecord] = []
         self._semaphore: asyncio.Semaphore | None = None
 
@@ -71,7 +73,7 @@ class LLMClient:
     def routed_model(self, role: Role) -> str:
         """The litellm model string a role is sent to (what the ledger records)."""
         cfg = self.config.roles[role]
-        return "openai/embedded" if cfg.model == EMBEDDED else cfg.model
+        return f"openai/{self.embedded_model}" if cfg.model == EMBEDDED else cfg.model
 
     async def complete(
         self, role: Role, messages: Messages, *, seed: int, response_schema: dict | None = None

@@ -83,7 +83,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve_embedded(
-    gguf: Path | None = None, *, n_ctx: int = 4096, n_threads: int | None = None,
+    gguf: Path | None = None, *, alias: str = "embedded", n_ctx: int = 4096, n_threads: int | None = None,
     startup_timeout_s: float = 180, log_path: Path | None = None,
 ) -> Iterator[str]:
     """Run llama.cpp's OpenAI-compatible server for the duration of the block; yields api_base."""
@@ -92,12 +92,9 @@ def serve_embedded(
     gguf = gguf or assemble_gguf()
     port = free_port()
     cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "embedded",
+        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
         "--n_threads", str(n_threads or os.cpu_count() or 2),
-        # Agents alternate prompts; a RAM prompt cache keeps each agent's prefix (card, rules)
-        # evaluated once instead of on every turn.
-        "--cache", "true", "--cache_type", "ram",
     ]
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

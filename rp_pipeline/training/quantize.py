@@ -19,7 +19,7 @@ from typing import Any, Literal
 if __package__ in (None, ""):  # run as a file: make `rp_pipeline` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pydantic import DirectoryPath, Field
+from pydantic import DirectoryPath, Field, FilePath, model_validator
 
 from rp_pipeline.training.common import (
     JobConfig,
@@ -41,12 +41,24 @@ SAMPLE_TEXT = (
 )
 
 
+GGUF_FILE = "model.gguf"
+
+
 class QuantizeJob(JobConfig):
     base_model_dir: DirectoryPath
     adapters: list[DirectoryPath] = Field(default_factory=list)
     output_dir: Path
-    method: Literal["int8_weight_only"] = "int8_weight_only"
+    # int8_weight_only: optimum-quanto safetensors, loads in transformers (any base model).
+    # gguf_q8_0: llama.cpp GGUF with int8 blocks; needs a template GGUF of the same base.
+    method: Literal["int8_weight_only", "gguf_q8_0"] = "int8_weight_only"
+    template_gguf: FilePath | None = None
     sample_text: str = Field(default=SAMPLE_TEXT, min_length=1)
+
+    @model_validator(mode="after")
+    def _gguf_needs_template(self):
+        if self.method == "gguf_q8_0" and self.template_gguf is None:
+            raise ValueError("template_gguf: required for method gguf_q8_0 (tokenizer and metadata come from it)")
+        return self
 
 
 def _unique_bytes(state: dict) -> int:
@@ -116,15 +128,22 @@ def quantize_job(cfg: QuantizeJob, pipes) -> dict[str, Any]:
     size_fp32 = _unique_bytes(model.state_dict())
     pipes.log.info(f"quantize: merged {len(cfg.adapters)} adapter(s); fp32 weights {size_fp32 / 2**20:.1f} MB")
 
-    quantize(model, weights=qint8, exclude="lm_head" if model.config.tie_word_embeddings else None)
-    freeze(model)
     staging = staging_dir(cfg.output_dir)
-    save_quantized(model, tokenizer, staging)
-    del model
-    size_int8 = (staging / WEIGHTS_FILE).stat().st_size
+    if cfg.method == "gguf_q8_0":
+        from rp_pipeline.training.gguf_export import export_gguf_q8
 
-    reloaded, tok2 = load_quantized(staging)
-    got = _logits(reloaded, tok2, cfg.sample_text)
+        export_gguf_q8(model, cfg.template_gguf, staging / GGUF_FILE, name=cfg.output_dir.parent.name,
+                       fake_quantize=True)
+        size_int8 = (staging / GGUF_FILE).stat().st_size
+        got = _logits(model, tokenizer, cfg.sample_text)
+    else:
+        quantize(model, weights=qint8, exclude="lm_head" if model.config.tie_word_embeddings else None)
+        freeze(model)
+        save_quantized(model, tokenizer, staging)
+        del model
+        size_int8 = (staging / WEIGHTS_FILE).stat().st_size
+        reloaded, tok2 = load_quantized(staging)
+        got = _logits(reloaded, tok2, cfg.sample_text)
     metrics = {
         "method": cfg.method,
         "size_fp32_mb": round(size_fp32 / 2**20, 3),
