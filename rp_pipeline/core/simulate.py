@@ -20,7 +20,7 @@ from rp_pipeline.core.personas import system_prompt
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet, check_character_reply, is_echo
 from rp_pipeline.core.topics import stable_seed
-from rp_pipeline.llm.client import LLMClient
+from rp_pipeline.llm.client import LLMClient, StructuredOutputError
 
 
 class SimulationConfig(BaseModel):
@@ -38,7 +38,7 @@ class SimulationConfig(BaseModel):
 
 class StopDecision(BaseModel):
     stop: bool
-    reason: str = ""
+    reason: str = Field("", max_length=80)  # bounded: a constrained decoder must close the JSON in time
 
 
 def user_card(sample: SeedSample) -> UserCard:
@@ -138,8 +138,11 @@ class DialogueSimulator:
             return False
         prompt = self.prompts.render("moderator", transcript=turns[-10:], turns=n,
                                      min_turns=self.config.min_turns, max_turns=self.config.max_turns)
-        decision = await self.llm.structured("moderator", [{"role": "user", "content": prompt}], StopDecision,
-                                             seed=stable_seed(dialogue_id, n, "moderator"))
+        try:
+            decision = await self.llm.structured("moderator", [{"role": "user", "content": prompt}], StopDecision,
+                                                 seed=stable_seed(dialogue_id, n, "moderator"))
+        except StructuredOutputError:
+            return False  # no usable verdict: go on to max_turns rather than lose the dialogue
         return decision.stop
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
 
 from rp_pipeline.core.ids import content_id, content_hash
 from rp_pipeline.core.languages import LANGUAGES
@@ -15,7 +17,7 @@ from rp_pipeline.llm.client import LLMClient
 
 
 class TopicList(BaseModel):
-    keywords: list[str] = Field(min_length=3, max_length=8)
+    keywords: list[Annotated[str, StringConstraints(max_length=40)]] = Field(min_length=3, max_length=8)
 
 
 def stable_seed(*parts: object) -> int:
