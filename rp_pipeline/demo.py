@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 from rp_pipeline.settings import Settings
 
@@ -42,9 +43,13 @@ def run_demo(settings: Settings) -> int:
             gguf = assemble_gguf()
             _say("starting the embedded llama.cpp server on 127.0.0.1")
             api_base = stack.enter_context(serve_embedded(gguf, log_path=settings.data_dir / "embedded_server.log"))
-            stack.enter_context(_env(EMBEDDED_API_BASE_ENV, api_base))
+            stack.enter_context(mock.patch.dict(os.environ, {EMBEDDED_API_BASE_ENV: api_base}))
         _say("prepare_job: seed variables -> samples -> topic keywords -> synthesized personas")
-        result = defs.resolve_job_def("prepare_job").execute_in_process(instance=instance, run_config=quiet)
+        result = defs.resolve_job_def("prepare_job").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=quiet)
+        if not result.success:
+            _say("prepare_job failed; see the run in the UI (make ui)")
+            return 1
         synthesized = [card["id"] for card in _load_output(settings, "synthesized_personas")]
         new = sync_persona_partitions(instance, settings.assets_dir / "personas", synthesized)
         personas = instance.get_dynamic_partitions("personas")
@@ -68,19 +73,6 @@ def _load_output(settings: Settings, asset: str):
     import json
 
     return json.loads((settings.data_dir / "assets" / f"{asset}.json").read_text(encoding="utf-8"))
-
-
-@contextlib.contextmanager
-def _env(name: str, value: str):
-    old = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
 
 
 def _summary(settings: Settings, success: bool, failed: list[str], minutes: float) -> None:

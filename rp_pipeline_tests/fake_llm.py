@@ -110,7 +110,6 @@ class FakeLLM:
             if self.queued[role]:
                 return self.queued[role].popleft()
         text = "\n".join(m["content"] for m in body["messages"])
-        language = next((name for name in LANGUAGE_LINES if name in text), "English")
         turn = len(body["messages"])
         seed = int(body.get("seed") or 0)
         if role == "character":

@@ -1,4 +1,4 @@
-"""Run the jobs the way `rp demo` does, against a test settings object."""
+"""Run the generation jobs the way `rp demo` does, against a test settings object."""
 
 from __future__ import annotations
 
@@ -24,7 +24,3 @@ def run_generation(settings: Settings) -> dict[str, ExecuteInProcessResult]:
         for key in instance.get_dynamic_partitions("personas")
     }
 
-
-def run_training(settings: Settings) -> ExecuteInProcessResult:
-    defs = build_definitions(settings)
-    return defs.resolve_job_def("train_job").execute_in_process(instance=DagsterInstance.get(), raise_on_error=False)

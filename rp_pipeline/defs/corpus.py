@@ -66,7 +66,7 @@ def training_corpus(context: AssetExecutionContext, cleaned_dialogues: dict[str,
 @asset(group_name=GROUP, kinds={"litellm", "jsonl"}, owners=["team:data"], code_version="1",
        ins={"cleaned_dialogues": AssetIn(metadata=ALL_PERSONAS), "dialogues": AssetIn(metadata=ALL_PERSONAS)},
        description="Prompt/chosen/rejected pairs: regenerated replies (the rule-breaking attempt is rejected) "
-                   "and self-samples of the character model that break a rule.")
+                   "and unconstrained self-samples of the character model that break a rule.")
 def preference_pairs(context: AssetExecutionContext, cleaned_dialogues: dict[str, list[dict]],
                      dialogues: dict[str, list[dict]], pipeline: PipelineResource, llm: LLMResource,
                      lineage: LineageResource) -> dict:
@@ -74,7 +74,7 @@ def preference_pairs(context: AssetExecutionContext, cleaned_dialogues: dict[str
     cleaned = _cleaned(cleaned_dialogues)
     raw = {d["id"]: Dialogue.model_validate(d) for key in dialogues for d in dialogues[key]}
     pairs: list[PreferencePair] = [p for c in cleaned for p in regenerated_pairs(c, raw[c.dialogue_id])]
-    client = llm.client()
+    client = llm.policy_client()
     context.log.info(f"{len(pairs)} pairs from regenerated replies; self-sampling {len(cleaned)} dialogues")
     if profile.self_samples_per_turn:
         async def sample_all() -> list[PreferencePair]:

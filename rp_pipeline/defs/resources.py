@@ -71,6 +71,15 @@ class LLMResource(ConfigurableResource):
             self._api_base = os.environ.get(EMBEDDED_API_BASE_ENV) or self._start_embedded()
         return LLMClient(config, ResponseCache(self.cache_path), self._api_base)
 
+    def policy_client(self) -> LLMClient:
+        """The character role sampled as the policy model samples itself: without the
+        provider-side constraints (`extra_body`, e.g. the reply-format grammar). Its rule
+        breaks are what DPO's rejected side should teach away."""
+        client = self.client()
+        character = client.config.roles["character"].model_copy(update={"extra_body": {}})
+        client.config = client.config.model_copy(update={"roles": {**client.config.roles, "character": character}})
+        return client
+
     def served_client(self, api_base: str, model_id: str, max_tokens: int) -> LLMClient:
         """A client whose character role is a model under evaluation served at `api_base`,
         sampled plainly (no grammar): evaluation measures the model, not the constraints."""

@@ -13,7 +13,7 @@ import pytest
 
 from rp_pipeline.lineage.models import LineageEvent
 from rp_pipeline.lineage.store import LineageStore
-from rp_pipeline_tests.lineage.conftest import T0, event, write_history
+from rp_pipeline_tests.lineage.conftest import T0, event
 
 
 def assets_by_depth(rows: list[dict]) -> list[tuple[int, str]]:
