@@ -14,11 +14,11 @@ from statistics import mean
 import yaml
 from pydantic import BaseModel, Field
 
+from rp_pipeline.core.ids import stable_seed
 from rp_pipeline.core.langid import detect_language
 from rp_pipeline.core.models import PersonaCard, Slug
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet, check_character_reply, visible_text
-from rp_pipeline.core.topics import stable_seed
 from rp_pipeline.llm.client import LLMClient, StructuredOutputError
 from rp_pipeline.llm.config import Role
 

@@ -21,3 +21,8 @@ def content_hash(payload: Any, length: int = 16) -> str:
 def content_id(prefix: str, payload: Any) -> str:
     """`prefix-<hash>`; the prefix names the stage so an id reads as what it is."""
     return f"{prefix}-{content_hash(payload)}"
+
+
+def stable_seed(*parts: object) -> int:
+    """A per-call sampling seed derived from what the call is about (part of the cache key)."""
+    return int(content_hash(parts, 8), 16)

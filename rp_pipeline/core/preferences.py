@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 
-from rp_pipeline.core.ids import content_id
+from rp_pipeline.core.ids import content_id, stable_seed
 from rp_pipeline.core.models import CleanedDialogue, Dialogue, PreferencePair
 from rp_pipeline.core.rules import RuleSet, check_character_reply
-from rp_pipeline.core.topics import stable_seed
 from rp_pipeline.llm.client import LLMClient
 
 

@@ -13,13 +13,12 @@ import asyncio
 
 from pydantic import BaseModel, Field
 
-from rp_pipeline.core.ids import content_id
+from rp_pipeline.core.ids import content_id, stable_seed
 from rp_pipeline.core.languages import LANGUAGES
 from rp_pipeline.core.models import Attempt, Dialogue, PersonaCard, SeedSample, TopicSet, Turn, UserCard
 from rp_pipeline.core.personas import system_prompt
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet, check_character_reply, is_echo
-from rp_pipeline.core.topics import stable_seed
 from rp_pipeline.llm.client import LLMClient, StructuredOutputError
 
 

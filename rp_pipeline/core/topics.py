@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from rp_pipeline.core.ids import content_id, content_hash
+from rp_pipeline.core.ids import content_id, stable_seed
 from rp_pipeline.core.languages import LANGUAGES
 from rp_pipeline.core.models import PersonaCard, SeedSample, TopicSet
 from rp_pipeline.core.personas import PersonaDraft, card_from_draft
@@ -18,11 +18,6 @@ from rp_pipeline.llm.client import LLMClient
 
 class TopicList(BaseModel):
     keywords: list[Annotated[str, StringConstraints(max_length=40)]] = Field(min_length=3, max_length=8)
-
-
-def stable_seed(*parts: object) -> int:
-    """A per-call sampling seed derived from what the call is about (part of the cache key)."""
-    return int(content_hash(parts, 8), 16)
 
 
 def dedupe_keywords(keywords: list[str]) -> list[str]:

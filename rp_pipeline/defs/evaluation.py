@@ -29,8 +29,8 @@ from rp_pipeline.defs.training import run_script
 GROUP = "evaluation"
 
 
-def _play_in_process(context, trainer, pipeline, name: str, model: dict, scenarios, system_prompts, out_dir: Path,
-                     seed: int) -> dict[str, list[str]]:
+def _play_in_process(context, trainer, name: str, model: dict, scenarios, system_prompts, out_dir: Path,
+                     seed: int, max_tokens: int) -> dict[str, list[str]]:
     """Transformers generation (dense or optimum-quanto int8) in generate.py under Pipes."""
     requests, output = out_dir / "requests.jsonl", out_dir / f"{name}_replies.jsonl"
     requests.write_text("".join(json.dumps({
@@ -38,17 +38,16 @@ def _play_in_process(context, trainer, pipeline, name: str, model: dict, scenari
         "user_turns": s.user_turns}, ensure_ascii=False) + "\n" for s in scenarios), encoding="utf-8")
     run_script(context, trainer, "generate", {
         **model, "requests_file": str(requests), "output_file": str(output),
-        "max_new_tokens": pipeline.load_profile().training.eval_max_new_tokens, "temperature": 0.7, "seed": seed,
+        "max_new_tokens": max_tokens, "temperature": 0.7, "seed": seed,
     }, out_dir / name)
     return {row["id"]: row["replies"] for row in map(json.loads, output.read_text(encoding="utf-8").splitlines())}
 
 
-def _play_on_llama_cpp(llm: LLMResource, pipeline, gguf: str, model_id: str, scenarios, system_prompts,
-                       out_dir: Path) -> tuple[dict[str, list[str]], list]:
+def _play_on_llama_cpp(llm: LLMResource, gguf: str, model_id: str, scenarios, system_prompts, out_dir: Path,
+                       max_tokens: int) -> tuple[dict[str, list[str]], list]:
     """A GGUF model served by llama.cpp on 127.0.0.1, reached through litellm like any provider."""
     from rp_pipeline.llm.embedded import serve_embedded
 
-    max_tokens = pipeline.load_profile().training.eval_max_new_tokens
     with serve_embedded(Path(gguf), alias=model_id, log_path=out_dir / f"{model_id}_server.log") as api_base:
         client = llm.served_client(api_base, model_id, max_tokens)
         return client.run(play_scenarios(client, "character", scenarios, system_prompts)), client.calls
@@ -78,11 +77,12 @@ def eval_scores(context: AssetExecutionContext, quantized_model: dict, pipeline:
     results, samples, calls = [], [], []
     for name, (version, model) in models.items():
         if quantized_model["format"] == "gguf":
-            replies, played = _play_on_llama_cpp(llm, pipeline, model, version, scenarios, system_prompts, out_dir)
+            replies, played = _play_on_llama_cpp(llm, model, version, scenarios, system_prompts, out_dir,
+                                                 profile.training.eval_max_new_tokens)
             calls += played
         else:
-            replies = _play_in_process(context, trainer, pipeline, name, model, scenarios, system_prompts, out_dir,
-                                       profile.seed)
+            replies = _play_in_process(context, trainer, name, model, scenarios, system_prompts, out_dir,
+                                       profile.seed, profile.training.eval_max_new_tokens)
         items = [(cards[s.persona_id],
                   transcript_turns(s, cards[s.persona_id], replies[s.id]), f"{version}/{s.id}") for s in scenarios]
         scores = client.run(judge_all(client, prompts, items))

@@ -76,8 +76,8 @@ class LLMResource(ConfigurableResource):
         provider-side constraints (`extra_body`, e.g. the reply-format grammar). Its rule
         breaks are what DPO's rejected side should teach away."""
         client = self.client()
-        character = client.config.roles["character"].model_copy(update={"extra_body": {}})
-        client.config = client.config.model_copy(update={"roles": {**client.config.roles, "character": character}})
+        client.config = client.config.with_role(
+            "character", client.config.roles["character"].model_copy(update={"extra_body": {}}))
         return client
 
     def served_client(self, api_base: str, model_id: str, max_tokens: int) -> LLMClient:
@@ -87,7 +87,7 @@ class LLMResource(ConfigurableResource):
         plain = RoleConfig(model=EMBEDDED, temperature=0.7, max_tokens=max_tokens)
         # One request at a time: each scenario turn then extends the previous prompt, and
         # llama.cpp re-evaluates only the new tokens.
-        config = config.model_copy(update={"roles": {**config.roles, "character": plain}, "max_concurrency": 1})
+        config = config.with_role("character", plain, max_concurrency=1)
         return LLMClient(config, ResponseCache(self.cache_path), api_base, embedded_model=model_id)
 
     def _start_embedded(self) -> str:

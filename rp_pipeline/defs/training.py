@@ -66,7 +66,8 @@ def training_metadata(reported: dict[str, Any]) -> dict[str, Any]:
                    "separate process through Dagster Pipes; the adapter is saved as safetensors.")
 def sft_checkpoint(context: AssetExecutionContext, training_corpus: dict, pipeline: PipelineResource,
                    trainer: PipesSubprocessClient, lineage: LineageResource) -> Output[dict]:
-    training = pipeline.load_profile().training
+    profile = pipeline.load_profile()
+    training = profile.training
     base = base_model_config(training)
     version = content_id("sft", {"corpus": training_corpus["version"], "training": training.model_dump(), **base})
     out = pipeline.data / "models" / version
@@ -75,7 +76,7 @@ def sft_checkpoint(context: AssetExecutionContext, training_corpus: dict, pipeli
         **base, "train_file": str(train_file), "output_dir": str(out / "adapter"),
         "max_steps": training.sft_steps, "learning_rate": training.sft_learning_rate, "lora_r": training.lora_r,
         "lora_alpha": training.lora_alpha, "max_length": training.max_length,
-        "per_device_train_batch_size": training.batch_size, "seed": pipeline.load_profile().seed,
+        "per_device_train_batch_size": training.batch_size, "seed": profile.seed,
     }, out)
     lineage.record(context, rows=[(version, [training_corpus["version"]],
                                    {"model_version": version, "path": str(out / "adapter")})])

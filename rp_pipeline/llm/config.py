@@ -60,6 +60,10 @@ class LLMConfig(BaseModel):
         if missing:
             raise ValueError(f"roles missing from the model map: {missing}")
 
+    def with_role(self, role: Role, config: RoleConfig, **updates: object) -> LLMConfig:
+        """A copy with one role replaced (evaluation and self-sampling change only the character)."""
+        return self.model_copy(update={"roles": {**self.roles, role: config}, **updates})
+
     @property
     def uses_embedded(self) -> bool:
         return any(r.model == EMBEDDED for r in self.roles.values())
