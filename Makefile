@@ -2,10 +2,6 @@
 PY      := .venv/bin/python
 PIP     := .venv/bin/pip --disable-pip-version-check
 STAMP   := .venv/.installed
-# llama-cpp-python has no wheel: it compiles once (~6 min on 2 cores), then pip reuses the
-# cached wheel. NATIVE=OFF keeps that wheel portable; AVX2/FMA (any x86-64 of the last
-# decade) keep llama.cpp fast: without them prefill is ~4x slower.
-export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 .PHONY: demo test ui validate clean-data
 
@@ -19,9 +15,10 @@ $(STAMP)-dev: pyproject.toml | $(PY)
 	$(PIP) install -q -e '.[train,dev]'
 	touch $@
 
-$(STAMP)-local: pyproject.toml $(STAMP)-dev
+# One resolve for everything the demo needs (a second `pip install` re-resolves the stack).
+$(STAMP)-local: pyproject.toml | $(PY)
 	$(PIP) install -q -e '.[local,train,dev]'
-	touch $@
+	touch $@ $(STAMP)-dev
 
 demo: $(STAMP)-local
 	.venv/bin/rp demo

