@@ -151,10 +151,9 @@ def _wait_healthy(proc: subprocess.Popen, api_base: str, timeout_s: float) -> No
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise EmbeddedModelError(f"embedded llama.cpp server exited with code {proc.returncode}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{api_base}/models", timeout=2) as resp:
-                if resp.status == 200:
-                    return
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{api_base}/models", timeout=2) as resp:
+            if resp.status == 200:
+                return
         time.sleep(0.25)
     raise EmbeddedModelError(f"embedded llama.cpp server not healthy after {timeout_s}s")
 
