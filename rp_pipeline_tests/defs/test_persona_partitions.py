@@ -11,8 +11,7 @@ import yaml
 from dagster import AssetKey, DagsterInstance, build_sensor_context
 
 from rp_pipeline.defs.build import build_definitions, resources
-from rp_pipeline.settings import Settings
-from rp_pipeline_tests.conftest import write_test_assets
+from rp_pipeline_tests.conftest import make_settings
 from rp_pipeline_tests.fake_llm import FakeLLM
 from rp_pipeline_tests.pipeline_runs import run_generation
 
@@ -76,18 +75,16 @@ BAD_CARDS = {  # partition key -> (how the card is broken, what the error must n
 def malformed_run(tmp_path_factory):
     """One generation run over the authored cards plus one malformed card of each kind."""
     root = tmp_path_factory.mktemp("malformed")
-    assets = write_test_assets(root)
+    fake = FakeLLM().start()
+    settings = make_settings(root, fake)
     for key, (change, _) in BAD_CARDS.items():
         if isinstance(change, str):
-            _write_card(assets / "personas", key, text=change)
+            _write_card(settings.assets_dir / "personas", key, text=change)
         else:
-            _write_card(assets / "personas", key, **change)
-    fake = FakeLLM().start()
+            _write_card(settings.assets_dir / "personas", key, **change)
     with pytest.MonkeyPatch.context() as mp:
         (root / "dagster_home").mkdir()
         mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
-        settings = Settings(data_dir=root / "data", assets_dir=assets, profile="test",
-                            llm_config=fake.write_config(root / "models.yaml"))
         yield run_generation(settings)
     fake.stop()
 
