@@ -60,6 +60,7 @@ BAD_REPLY = "作为一个AI，我很高兴为您服务"  # assistant-speak witho
 class FakeLLM:
     def __init__(self, latency_s: float = 0.0, violation_every: int = 3):
         self.latency_s = latency_s
+        self.role_latency_s: dict[str, float] = {}  # per-role override, e.g. to make one role time out
         self.violation_every = violation_every
         self.calls: Counter[str] = Counter()
         self.queued: dict[str, deque] = defaultdict(deque)
@@ -169,8 +170,8 @@ class FakeLLM:
                     fake.in_flight += 1
                     fake.peak_in_flight = max(fake.peak_in_flight, fake.in_flight)
                 try:
-                    if fake.latency_s:
-                        time.sleep(fake.latency_s)
+                    if latency := fake.role_latency_s.get(role, fake.latency_s):
+                        time.sleep(latency)
                     result = fake.respond(role, body)
                 finally:
                     with fake._lock:
@@ -201,8 +202,11 @@ class FakeLLM:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (its timeout); nothing to answer
 
         return Handler
 

@@ -1,3 +1,6 @@
+import asyncio
+import time
+
 import pytest
 import yaml
 from pydantic import BaseModel
@@ -64,6 +67,32 @@ def test_a_failing_primary_hands_over_to_its_fallback(fake_llm, tmp_path, failur
     # the cached answer remembers which model gave it
     c.run(c.complete("scene_agent", messages, seed=0))
     assert (c.calls[-1].model, c.calls[-1].cache_hit) == ("openai/fake-moderator", True)
+
+
+def test_calls_run_concurrently_up_to_the_limit(fake_llm, tmp_path):
+    fake_llm.latency_s = 0.2
+    c = client(fake_llm, tmp_path, cache=False, max_concurrency=4)
+
+    async def many():
+        return await asyncio.gather(*(c.complete("scene_agent", [{"role": "user", "content": f"x{i}"}], seed=i)
+                                      for i in range(12)))
+
+    assert c.run(many()) == ["a rainy-day film"] * 12
+    assert fake_llm.peak_in_flight == 4
+
+
+def test_a_timed_out_primary_hands_over_to_its_fallback(fake_llm, tmp_path):
+    path = fake_llm.write_config(tmp_path / "m.yaml", num_retries=0, timeout_s=0.5)
+    raw = yaml.safe_load(path.read_text())
+    raw["roles"]["scene_agent"]["fallbacks"] = [{"model": "openai/fake-moderator", "api_base": fake_llm.api_base}]
+    path.write_text(yaml.safe_dump(raw))
+    fake_llm.role_latency_s["scene_agent"] = 3.0
+    c = LLMClient(load_llm_config(path))
+    started = time.perf_counter()
+    c.run(c.complete("scene_agent", [{"role": "user", "content": "x"}], seed=0))
+    assert time.perf_counter() - started < 2.5
+    assert [(r.model, r.ok) for r in c.calls] == [("openai/fake-moderator", True)]
+    assert fake_llm.calls["scene_agent"] == 1
 
 
 def test_switching_a_role_provider_is_a_yaml_change(fake_llm, tmp_path, monkeypatch):
