@@ -63,7 +63,8 @@ class WrittenDialogue(BaseModel):
         for i, turn in enumerate(self.turns):
             expected = "user" if i % 2 == 0 else "character"
             if turn.role != expected:
-                raise ValueError(f"turns[{i}].role is {turn.role!r}; turns alternate user, character, starting with user")
+                raise ValueError(
+                    f"turns[{i}].role is {turn.role!r}; turns alternate user, character, starting with user")
         return self
 
 

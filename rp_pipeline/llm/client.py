@@ -111,7 +111,6 @@ class LLMClient:
             self.cache.put(key, {"text": text, "model": answered_by})
         return text
 
-
     async def structured(self, role: Role, messages: Messages, schema: type[T], *, seed: int) -> T:
         """JSON output validated by `schema`, re-asking with the error up to `max_repairs` times."""
         json_schema = schema.model_json_schema()
