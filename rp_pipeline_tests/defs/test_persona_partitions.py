@@ -3,6 +3,7 @@ partition with the file and the field (or line) in the error."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -29,36 +30,43 @@ def _materializations(instance: DagsterInstance, asset: str) -> Counter[str]:
     return Counter(r.asset_materialization.partition for r in records)
 
 
-def test_sensor_adds_one_partition_and_runs_only_it(pipeline_settings, fake_llm):
-    run_generation(pipeline_settings)
+def test_sensor_adds_partitions_and_runs_only_new_personas(pipeline_settings, fake_llm):
     instance = DagsterInstance.get()
     defs = build_definitions(pipeline_settings)
     sensor = defs.resolve_sensor_def("new_personas_sensor")
-
     pipeline = resources(pipeline_settings)["pipeline"]
 
     def evaluate():
         return sensor(build_sensor_context(instance=instance, resources={"pipeline": pipeline}))
 
-    known = instance.get_dynamic_partitions("personas")
+    def launch(result) -> None:
+        """What the daemon does with a sensor result: add the partitions, launch the runs."""
+        for request in result.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        job = defs.resolve_job_def("persona_job")
+        for run in result.run_requests:
+            assert job.execute_in_process(instance=instance, partition_key=run.partition_key).success
+
+    assert defs.resolve_job_def("prepare_job").execute_in_process(instance=instance).success
+    synthesized = [c["id"] for c in json.loads(
+        (pipeline_settings.data_dir / "assets" / "synthesized_personas.json").read_text())]
+    authored = sorted(p.stem for p in (pipeline_settings.assets_dir / "personas").glob("*.yaml"))
+    first = evaluate()
+    assert [r.partition_key for r in first.run_requests] == authored + synthesized
+    launch(first)
     before = _materializations(instance, "dialogues")
-    assert evaluate().skip_reason
+    assert before == Counter({key: 1 for key in authored + synthesized})
+    assert evaluate().skip_reason  # nothing new
 
     _write_card(pipeline_settings.assets_dir / "personas", "nora-hale", name="Nora Hale")
-    result = evaluate()
-    [request] = result.dynamic_partitions_requests
+    second = evaluate()
+    [request] = second.dynamic_partitions_requests
     assert (request.partitions_def_name, list(request.partition_keys)) == ("personas", ["nora-hale"])
-    assert [r.partition_key for r in result.run_requests] == ["nora-hale"]
-
-    # what the daemon does with the result: add the partition, launch the requested run
-    instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    job = defs.resolve_job_def("persona_job")
-    assert all(job.execute_in_process(instance=instance, partition_key=r.partition_key).success
-               for r in result.run_requests)
-    assert sorted(instance.get_dynamic_partitions("personas")) == sorted([*known, "nora-hale"])
-    after = _materializations(instance, "dialogues")
-    assert after == before + Counter({"nora-hale": 1})  # the other partitions were not re-run
-    assert evaluate().skip_reason  # nothing new now
+    assert [r.partition_key for r in second.run_requests] == ["nora-hale"]
+    launch(second)
+    assert sorted(instance.get_dynamic_partitions("personas")) == sorted([*authored, *synthesized, "nora-hale"])
+    assert _materializations(instance, "dialogues") == before + Counter({"nora-hale": 1})  # the others not re-run
+    assert evaluate().skip_reason
 
 
 BAD_CARDS = {  # partition key -> (how the card is broken, what the error must name)
