@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from rp_pipeline.core.models import TopicSet
 from rp_pipeline.core.personas import load_persona_file
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.reply_format import parse_reply
 from rp_pipeline.core.rules import RuleSet
 from rp_pipeline.core.seeds import load_seed_variables, sample_seeds
 from rp_pipeline.core.simulate import DialogueSimulator, SimulationConfig, SimulationMode
-from rp_pipeline.core.models import TopicSet
 from rp_pipeline.llm.client import LLMClient
 from rp_pipeline.llm.config import load_llm_config
 from rp_pipeline.settings import REPO_ROOT
