@@ -57,6 +57,11 @@ DRAFTS = {
 BAD_REPLY = "作为一个AI，我很高兴为您服务"  # assistant-speak without emotion tags
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # up to 32 clients connect at once; the default listen backlog is 5
+
+
 class FakeLLM:
     def __init__(self, latency_s: float = 0.0, violation_every: int = 3):
         self.latency_s = latency_s
@@ -68,8 +73,7 @@ class FakeLLM:
         self.in_flight = 0
         self.peak_in_flight = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
