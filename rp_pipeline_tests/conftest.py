@@ -55,17 +55,21 @@ def write_test_assets(root: Path, **profile_overrides) -> Path:
     return assets
 
 
+def make_settings(root: Path, fake: FakeLLM, llm: dict | None = None, **profile_overrides) -> Settings:
+    """Settings for a pipeline under `root` on the fake server; DAGSTER_HOME is the caller's."""
+    return Settings(
+        data_dir=root / "data",
+        assets_dir=write_test_assets(root, **profile_overrides),
+        profile="test",
+        llm_config=fake.write_config(root / "models.yaml", **(llm or {})),
+    )
+
+
 @pytest.fixture
 def pipeline_settings(tmp_path, fake_llm, monkeypatch) -> Settings:
-    assets = write_test_assets(tmp_path)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     (tmp_path / "dagster_home").mkdir()
-    return Settings(
-        data_dir=tmp_path / "data",
-        assets_dir=assets,
-        profile="test",
-        llm_config=fake_llm.write_config(tmp_path / "models.yaml"),
-    )
+    return make_settings(tmp_path, fake_llm)
 
 
 @pytest.fixture(scope="session")

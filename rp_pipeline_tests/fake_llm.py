@@ -2,7 +2,8 @@
 
 Roles are routed to models named `fake-<role>`; each role has a scripted behaviour that
 follows the prompt (language, persona examples), and tests can queue exact responses
-(malformed ones included) or HTTP errors per role.
+(malformed ones included) or HTTP errors per role. Requests are served concurrently, each
+after `latency_s`; `peak_in_flight` says how many were ever open at once.
 """
 
 from __future__ import annotations
@@ -56,16 +57,23 @@ DRAFTS = {
 BAD_REPLY = "作为一个AI，我很高兴为您服务"  # assistant-speak without emotion tags
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # up to 32 clients connect at once; the default listen backlog is 5
+
+
 class FakeLLM:
     def __init__(self, latency_s: float = 0.0, violation_every: int = 3):
         self.latency_s = latency_s
+        self.role_latency_s: dict[str, float] = {}  # per-role override, e.g. to make one role time out
         self.violation_every = violation_every
         self.calls: Counter[str] = Counter()
         self.queued: dict[str, deque] = defaultdict(deque)
         self.requests: list[dict] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -116,10 +124,14 @@ class FakeLLM:
             retry = "the last try broke" in text
             if self.violation_every and seed % self.violation_every == 0 and not retry:
                 return BAD_REPLY
-            section = text.split("# How you talk (examples)", 1)[-1].split("#", 1)[0]
-            examples = [ln[2:] for ln in section.splitlines() if ln.startswith("- ")]
-            clause = re.split(r"<emotion>", examples[turn % len(examples)])[0]
-            return f"{clause} {turn}<emotion>happy</emotion>"
+            return _character_line(text, turn)
+        if role == "dialogue_writer":  # the whole dialogue; its second character message breaks the rules
+            count = int(re.search(r"Write the next (\d+) messages", text).group(1))
+            lines = LANGUAGE_LINES.get(_write_in(text), LANGUAGE_LINES["English"])
+            turns = [{"role": "user", "content": f"{lines[i // 2 % len(lines)]} {i}"} if i % 2 == 0 else
+                     {"role": "character", "content": BAD_REPLY if i == 3 else _character_line(text, i)}
+                     for i in range(count)]
+            return json.dumps({"turns": turns}, ensure_ascii=False)
         if role == "user_agent":
             lines = LANGUAGE_LINES.get(_write_in(text), LANGUAGE_LINES["English"])
             return f"{lines[turn % len(lines)]} {turn}"
@@ -159,9 +171,15 @@ class FakeLLM:
                 with fake._lock:
                     fake.calls[role] += 1
                     fake.requests.append(body)
-                if fake.latency_s:
-                    time.sleep(fake.latency_s)
-                result = fake.respond(role, body)
+                    fake.in_flight += 1
+                    fake.peak_in_flight = max(fake.peak_in_flight, fake.in_flight)
+                try:
+                    if latency := fake.role_latency_s.get(role, fake.latency_s):
+                        time.sleep(latency)
+                    result = fake.respond(role, body)
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
                 if isinstance(result, int):
                     self._send(result, {"error": {"message": f"scripted {result}", "type": "server_error"}})
                     return
@@ -188,10 +206,21 @@ class FakeLLM:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (its timeout); nothing to answer
 
         return Handler
+
+
+def _character_line(text: str, turn: int) -> str:
+    """A reply in the card's voice: a clause of one of its speaking examples, numbered."""
+    section = text.split("# How you talk (examples)", 1)[-1].split("#", 1)[0]
+    examples = [ln[2:] for ln in section.splitlines() if ln.startswith("- ")]
+    clause = re.split(r"<emotion>", examples[turn % len(examples)])[0]
+    return f"{clause} {turn}<emotion>happy</emotion>"
 
 
 def _write_in(text: str) -> str:

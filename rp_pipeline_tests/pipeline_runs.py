@@ -11,8 +11,11 @@ from rp_pipeline.defs.personas import sync_persona_partitions
 from rp_pipeline.settings import Settings
 
 
-def run_generation(settings: Settings) -> dict[str, ExecuteInProcessResult]:
-    """prepare_job, then persona_job for every persona partition; returns results by persona."""
+def run_generation(
+    settings: Settings, personas: list[str] | None = None, run_config: dict | None = None
+) -> dict[str, ExecuteInProcessResult]:
+    """prepare_job, then persona_job for every persona partition (or just `personas`); returns
+    results by persona."""
     instance = DagsterInstance.get()
     defs = build_definitions(settings)
     assert defs.resolve_job_def("prepare_job").execute_in_process(instance=instance).success
@@ -20,7 +23,7 @@ def run_generation(settings: Settings) -> dict[str, ExecuteInProcessResult]:
     sync_persona_partitions(instance, settings.assets_dir / "personas", [c["id"] for c in synthesized])
     return {
         key: defs.resolve_job_def("persona_job").execute_in_process(
-            instance=instance, partition_key=key, raise_on_error=False)
-        for key in instance.get_dynamic_partitions("personas")
+            instance=instance, partition_key=key, run_config=run_config, raise_on_error=False)
+        for key in personas or instance.get_dynamic_partitions("personas")
     }
 

@@ -140,7 +140,7 @@ class Dialogue(Record):
     sample_id: str
     topic_id: str
     language: LanguageCode
-    mode: Literal["multi_agent"]
+    mode: Literal["multi_agent", "single_call"]
     system_prompt: str  # the persona card without the scene: what training sees
     scene: Scene
     user: UserCard

@@ -28,7 +28,9 @@ def load_persona_file(path: Path) -> PersonaCard:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise PersonaCardError(f"{path}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
+        raise PersonaCardError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from exc
     except OSError as exc:
         raise PersonaCardError(f"{path}: cannot read: {exc}") from exc
     if not isinstance(raw, dict):

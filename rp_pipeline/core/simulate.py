@@ -1,17 +1,23 @@
-"""Multi-agent dialogue simulation (field notes 000/001).
+"""Dialogue simulation (field notes 000/001), in one of two modes.
 
-Four agents: the character (sees its card and the scene, never the user card), the user
-agent (sees the character card, its own user card and the scene), a scene agent that
-injects topics, and a moderator that only decides when to stop. Character replies are
+multi_agent: four agents: the character (sees its card and the scene, never the user card),
+the user agent (sees the character card, its own user card and the scene), a scene agent
+that injects topics, and a moderator that only decides when to stop. Character replies are
 checked against the reply rules as they are generated and regenerated on violation; the
 rejected attempts are kept, since they are exactly the "rejected" side DPO wants.
+
+single_call: one LLM writes the whole dialogue as structured JSON (cheaper, less natural
+turn-taking). Its character turns are checked by the same rules; a violating turn is kept
+with its reason codes, for cleaning to repair or drop.
 """
 
 from __future__ import annotations
 
 import asyncio
+from enum import Enum
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from rp_pipeline.core.ids import content_id, stable_seed
 from rp_pipeline.core.languages import LANGUAGES
@@ -22,9 +28,16 @@ from rp_pipeline.core.rules import RuleSet, check_character_reply, is_echo
 from rp_pipeline.llm.client import LLMClient, StructuredOutputError
 
 
+class SimulationMode(str, Enum):
+    multi_agent = "multi_agent"
+    single_call = "single_call"
+
+
 class SimulationConfig(BaseModel):
+    mode: SimulationMode = SimulationMode.multi_agent
+    # Turns count the opening line; a dialogue ends on a character turn, so it has an odd length.
     min_turns: int = Field(20, ge=2)
-    max_turns: int = Field(100, ge=2)
+    max_turns: int = Field(100, ge=3)
     topic_every: int = Field(4, ge=1, description="the scene agent injects a topic every N user turns")
     moderator_every: int = Field(4, ge=1, description="ask the moderator every N turns after min_turns")
     max_attempts: int = Field(3, ge=1, description="character regenerations on a rule violation")
@@ -33,6 +46,26 @@ class SimulationConfig(BaseModel):
     def model_post_init(self, __context: object) -> None:
         if self.min_turns > self.max_turns:
             raise ValueError(f"min_turns ({self.min_turns}) > max_turns ({self.max_turns})")
+
+
+class WrittenTurn(BaseModel):
+    role: Literal["user", "character"]
+    content: str = Field(min_length=1)
+
+
+class WrittenDialogue(BaseModel):
+    """The single-call writer's output: the turns after the opening line, user first."""
+
+    turns: list[WrittenTurn] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _alternates(self) -> WrittenDialogue:
+        for i, turn in enumerate(self.turns):
+            expected = "user" if i % 2 == 0 else "character"
+            if turn.role != expected:
+                raise ValueError(
+                    f"turns[{i}].role is {turn.role!r}; turns alternate user, character, starting with user")
+        return self
 
 
 class StopDecision(BaseModel):
@@ -63,17 +96,31 @@ class DialogueSimulator:
     async def simulate(
         self, persona: PersonaCard, sample: SeedSample, topics: TopicSet, index: int = 0
     ) -> Dialogue:
+        # The mode joins the id only when it is not the original multi-agent one, so ids (and
+        # with them seeds and cached calls) of multi-agent dialogues stay what they were.
+        config = self.config.model_dump(exclude={"mode"} if self.config.mode == SimulationMode.multi_agent else None)
         key = {"persona": persona.model_dump(), "sample": sample.id, "topics": topics.id, "index": index,
-               "config": self.config.model_dump(), "prompts": self.prompts.version}
+               "config": config, "prompts": self.prompts.version}
         dialogue_id = content_id("dlg", key)
         user = user_card(sample)
+        if self.config.mode == SimulationMode.single_call:
+            turns, stop_reason = await self._write_whole(dialogue_id, persona, user, sample, topics)
+        else:
+            turns, stop_reason = await self._run_agents(dialogue_id, persona, user, sample, topics)
+        return Dialogue(
+            id=dialogue_id, persona_id=persona.id, sample_id=sample.id, topic_id=topics.id,
+            language=persona.language, mode=self.config.mode.value, system_prompt=system_prompt(persona, self.prompts),
+            scene=sample.scene, user=user, turns=turns, stop_reason=stop_reason,
+        )
+
+    async def _run_agents(self, dialogue_id: str, persona: PersonaCard, user: UserCard, sample: SeedSample,
+                          topics: TopicSet) -> tuple[list[Turn], str]:
         language = LANGUAGES[persona.language]
         character_system = system_prompt(persona, self.prompts) + "\n\n" + self.prompts.render(
             "character_scene", scene=sample.scene)
         turns = [Turn(role="character", content=persona.opening_line)]
-        stop_reason = "max_turns"
         user_turns = 0
-        while len(turns) < self.config.max_turns:
+        while len(turns) + 2 <= self.config.max_turns:
             topic = topics.keywords[0] if not user_turns else None  # open with the sample's first topic
             if user_turns and user_turns % self.config.topic_every == 0:
                 topic = await self._scene_topic(dialogue_id, sample, topics, turns, language)
@@ -81,13 +128,33 @@ class DialogueSimulator:
             user_turns += 1
             turns.append(await self._character_turn(dialogue_id, character_system, persona, turns))
             if await self._should_stop(dialogue_id, turns):
-                stop_reason = "moderator"
-                break
-        return Dialogue(
-            id=dialogue_id, persona_id=persona.id, sample_id=sample.id, topic_id=topics.id,
-            language=persona.language, mode="multi_agent", system_prompt=system_prompt(persona, self.prompts),
-            scene=sample.scene, user=user, turns=turns, stop_reason=stop_reason,
-        )
+                return turns, "moderator"
+        return turns, "max_turns"
+
+    async def _write_whole(self, dialogue_id: str, persona: PersonaCard, user: UserCard, sample: SeedSample,
+                           topics: TopicSet) -> tuple[list[Turn], str]:
+        lo, hi = self.config.min_turns, self.config.max_turns
+        length = lo + stable_seed(dialogue_id, "length") % (hi - lo + 1)  # a stable length in [min, max]
+        to_write = (length - 1) // 2 * 2  # after the opening line, ending on a character turn
+        prompt = self.prompts.render(
+            "dialogue_writer", card=persona, system=system_prompt(persona, self.prompts), user=user,
+            scene=sample.scene, topics=topics.keywords, turns=to_write, language_name=LANGUAGES[persona.language])
+        turns = [Turn(role="character", content=persona.opening_line)]
+        try:
+            written = await self.llm.structured("dialogue_writer", [{"role": "user", "content": prompt}],
+                                                WrittenDialogue, seed=stable_seed(dialogue_id, "single_call"))
+        except StructuredOutputError:
+            return turns, "invalid_output"  # recorded, and cleaning drops a dialogue this short
+        kept = written.turns[:to_write]
+        kept = kept[: len(kept) // 2 * 2]  # never end on a user turn
+        for turn in kept:
+            if turn.role == "user":
+                turns.append(Turn(role="user", content=turn.content.strip()))
+                continue
+            text = turn.content.strip()
+            violations = check_character_reply(text, persona.language, self.rules, last_user=turns[-1].content)
+            turns.append(Turn(role="character", content=text, violations=violations))
+        return turns, "single_call"
 
     async def _user_turn(self, dialogue_id: str, persona: PersonaCard, user: UserCard, sample: SeedSample,
                          turns: list[Turn], topic: str | None) -> Turn:

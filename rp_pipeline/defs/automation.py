@@ -1,8 +1,19 @@
-"""Jobs over the asset graph. Sensors and schedules (persona backfills) join them here."""
+"""Jobs over the asset graph, and the sensor that backfills new personas."""
 
-from dagster import AssetSelection, define_asset_job
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    define_asset_job,
+    sensor,
+)
 
-from rp_pipeline.defs.personas import personas_partitions
+from rp_pipeline.defs.personas import new_persona_keys, personas_partitions
+from rp_pipeline.defs.resources import PipelineResource
+from rp_pipeline.defs.topics import SYNTHESIZED_IDS
 
 prepare_job = define_asset_job(
     "prepare_job",
@@ -22,3 +33,22 @@ train_job = define_asset_job(
     description="Corpus -> SFT -> DPO -> int8 model -> evaluation -> leaderboard (with the corpus gate).",
 )
 JOBS = [prepare_job, persona_job, train_job]
+
+
+@sensor(job=persona_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
+        description="Adds a personas partition for every new assets/personas/*.yaml card and every newly "
+                    "synthesized card, and requests persona_job for just those partitions.")
+def new_personas_sensor(context: SensorEvaluationContext, pipeline: PipelineResource) -> SensorResult:
+    event = context.instance.get_latest_materialization_event(AssetKey("synthesized_personas"))
+    materialization = event.asset_materialization if event else None
+    ids = materialization.metadata.get(SYNTHESIZED_IDS) if materialization else None
+    new = new_persona_keys(context.instance, pipeline.assets / "personas", list(ids.value) if ids else [])
+    if not new:
+        return SensorResult(skip_reason="no new persona cards")
+    return SensorResult(
+        dynamic_partitions_requests=[personas_partitions.build_add_request(new)],
+        run_requests=[RunRequest(partition_key=key, run_key=f"persona-{key}") for key in new],
+    )
+
+
+SENSORS = [new_personas_sensor]

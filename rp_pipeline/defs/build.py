@@ -4,7 +4,7 @@ can build it for their own data directory and profile."""
 from dagster import Definitions, PipesSubprocessClient
 
 from rp_pipeline.defs import checks, corpus, dialogues, evaluation, personas, seeds, topics, training
-from rp_pipeline.defs.automation import JOBS
+from rp_pipeline.defs.automation import JOBS, SENSORS
 from rp_pipeline.defs.io import JsonIOManagerFactory
 from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
 from rp_pipeline.settings import Settings
@@ -33,5 +33,6 @@ def build_definitions(settings: Settings) -> Definitions:
         assets=ASSETS,
         asset_checks=[checks.cleaned_dialogues_quality, checks.training_corpus_quality],
         jobs=JOBS,
+        sensors=SENSORS,
         resources=resources(settings),
     )

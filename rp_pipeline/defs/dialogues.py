@@ -1,12 +1,13 @@
-"""Multi-agent simulated dialogues and their cleaning, per persona partition."""
+"""Simulated dialogues (multi-agent or single-call) and their cleaning, per persona partition."""
 
 from collections import Counter
 
-from dagster import AssetExecutionContext, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, MetadataValue, asset
+from pydantic import Field
 
 from rp_pipeline.core.cleaning import clean_dialogue, dedupe
 from rp_pipeline.core.models import CleanedDialogue, Dialogue, PersonaCard, SeedSample, TopicSet
-from rp_pipeline.core.simulate import DialogueSimulator, assign_samples, simulate_many
+from rp_pipeline.core.simulate import DialogueSimulator, SimulationMode, assign_samples, simulate_many
 from rp_pipeline.defs.metadata import counts_table, drop_counts, llm_metadata, transcript_markdown
 from rp_pipeline.defs.personas import persona_row_id, personas_partitions
 from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
@@ -14,23 +15,30 @@ from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineRes
 GROUP = "dialogues"
 
 
+class DialoguesConfig(Config):
+    mode: SimulationMode | None = Field(
+        None, description="multi_agent or single_call for this run; default: the profile's simulation.mode")
+
+
 @asset(group_name=GROUP, partitions_def=personas_partitions, kinds={"litellm"}, owners=["team:data"],
        code_version="1",
-       description="Dialogues simulated by four agents (character, user agent, scene agent, moderator); "
-                   "character replies that break the reply rules are regenerated, and the rejected "
-                   "attempts are kept for DPO.")
-def dialogues(context: AssetExecutionContext, persona_cards: dict, seed_samples: list[dict],
+       description="Dialogues simulated by four agents (character, user agent, scene agent, moderator), "
+                   "all of a persona's dialogues at once under the LLM concurrency limit; character replies "
+                   "that break the reply rules are regenerated, and the rejected attempts are kept for DPO. "
+                   "Run config `mode: single_call` has one LLM write each dialogue in one call instead.")
+def dialogues(context: AssetExecutionContext, config: DialoguesConfig, persona_cards: dict, seed_samples: list[dict],
               topic_keywords: list[dict], pipeline: PipelineResource, llm: LLMResource,
               lineage: LineageResource) -> list[Dialogue]:
     profile = pipeline.load_profile()
+    simulation = profile.simulation.model_copy(update={"mode": config.mode or profile.simulation.mode})
     card = PersonaCard.model_validate(persona_cards)
     samples = [SeedSample.model_validate(s) for s in seed_samples]
     topics = {t["sample_id"]: TopicSet.model_validate(t) for t in topic_keywords}
     jobs = [(card, sample, topics[sample.id], i)
-            for i, sample in enumerate(assign_samples(card, samples, profile.simulation.dialogues_per_persona))]
+            for i, sample in enumerate(assign_samples(card, samples, simulation.dialogues_per_persona))]
     client = llm.client()
-    simulator = DialogueSimulator(client, pipeline.prompts(), pipeline.rules(), profile.simulation)
-    context.log.info(f"simulating {len(jobs)} dialogue(s) for {card.name} ({card.language})")
+    simulator = DialogueSimulator(client, pipeline.prompts(), pipeline.rules(), simulation)
+    context.log.info(f"simulating {len(jobs)} dialogue(s) for {card.name} ({card.language}), {simulation.mode.value}")
     result = client.run(simulate_many(simulator, jobs))
     context.log.info(f"{sum(len(d.turns) for d in result)} turns from {len(client.calls)} LLM calls")
     card_row = persona_row_id(card)
@@ -39,6 +47,7 @@ def dialogues(context: AssetExecutionContext, persona_cards: dict, seed_samples:
     violations = Counter(v.code for d in result for t in d.turns for a in t.rejected for v in a.violations)
     violations.update(v.code for d in result for t in d.turns for v in t.violations)
     context.add_output_metadata({
+        "mode": simulation.mode.value,
         "dialogues": len(result),
         "turns": sum(len(d.turns) for d in result),
         "regenerated_replies": sum(len(t.rejected) for d in result for t in d.turns),

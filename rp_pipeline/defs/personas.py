@@ -20,11 +20,15 @@ def persona_row_id(card: PersonaCard) -> str:
     return content_id("card", card.model_dump(mode="json"))
 
 
-def sync_persona_partitions(instance: DagsterInstance, personas_dir: Path, synthesized: list[str]) -> list[str]:
-    """Add a partition for every authored and synthesized persona not yet known; returns the new ones."""
-    wanted = authored_persona_ids(personas_dir) + synthesized
+def new_persona_keys(instance: DagsterInstance, personas_dir: Path, synthesized: list[str]) -> list[str]:
+    """Authored and synthesized personas that have no partition yet, in a stable order."""
     known = set(instance.get_dynamic_partitions(personas_partitions.name))
-    new = [key for key in dict.fromkeys(wanted) if key not in known]
+    return [key for key in dict.fromkeys(authored_persona_ids(personas_dir) + synthesized) if key not in known]
+
+
+def sync_persona_partitions(instance: DagsterInstance, personas_dir: Path, synthesized: list[str]) -> list[str]:
+    """Add the missing partitions now (scripts; in a deployment the sensor does it); returns them."""
+    new = new_persona_keys(instance, personas_dir, synthesized)
     if new:
         instance.add_dynamic_partitions(personas_partitions.name, new)
     return new

@@ -76,8 +76,10 @@ class LLMResource(ConfigurableResource):
         provider-side constraints (`extra_body`, e.g. the reply-format grammar). Its rule
         breaks are what DPO's rejected side should teach away."""
         client = self.client()
-        client.config = client.config.with_role(
-            "character", client.config.roles["character"].model_copy(update={"extra_body": {}}))
+        character = client.config.roles["character"]
+        plain = character.model_copy(update={
+            "extra_body": {}, "fallbacks": [f.model_copy(update={"extra_body": {}}) for f in character.fallbacks]})
+        client.config = client.config.with_role("character", plain)
         return client
 
     def served_client(self, api_base: str, model_id: str, max_tokens: int) -> LLMClient:

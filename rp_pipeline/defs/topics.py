@@ -8,6 +8,7 @@ from rp_pipeline.defs.metadata import llm_metadata, md_table
 from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
 
 GROUP = "generation"
+SYNTHESIZED_IDS = "persona_ids"  # metadata the persona sensor reads to add partitions
 
 
 @asset(group_name=GROUP, kinds={"litellm"}, owners=["team:data"], code_version="1",
@@ -42,6 +43,7 @@ def synthesized_personas(context: AssetExecutionContext, seed_samples: list[dict
                    calls=client.calls)
     context.add_output_metadata({
         "personas": len(cards),
+        SYNTHESIZED_IDS: MetadataValue.json([c.id for c in cards]),
         "cards": md_table({"id": c.id, "name": c.name, "language": c.language, "occupation": c.occupation}
                           for c in cards),
         "example": MetadataValue.json(cards[0].model_dump(mode="json") if cards else {}),

@@ -28,6 +28,9 @@ class ResponseCache:
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=60)
             conn.execute("PRAGMA journal_mode=WAL")
+            # No fsync per put: a write costs microseconds instead of a disk flush, and with WAL
+            # an OS crash can lose only the newest entries (re-asked next run), never corrupt the file.
+            conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
 

@@ -1,6 +1,8 @@
 """Every LLM call in the pipeline goes through `LLMClient`: one place for routing by role,
-caching, concurrency, retries, structured output and the call ledger.
+caching, concurrency, retries, fallbacks, structured output and the call ledger.
 
+Calls go through a litellm Router built from the role map: each role is a model group that
+is retried with exponential backoff on 429/5xx/timeouts, then handed to its fallbacks.
 litellm is imported lazily so the Dagster code location loads without it.
 """
 
@@ -20,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from rp_pipeline.core.ids import content_hash
 from rp_pipeline.llm.cache import ResponseCache
-from rp_pipeline.llm.config import EMBEDDED, LLMConfig, Role, RoleConfig
+from rp_pipeline.llm.config import EMBEDDED, LLMConfig, ModelConfig, Role, RoleConfig
 
 T = TypeVar("T", bound=BaseModel)
 Messages = list[dict[str, str]]
@@ -28,7 +30,8 @@ Messages = list[dict[str, str]]
 
 @dataclass(frozen=True)
 class CallRecord:
-    """One ledger line. Carries no prompt text and no key: it goes to lineage as is."""
+    """One ledger line. Carries no prompt text and no key: it goes to lineage as is.
+    `model` is the model that answered (a fallback when the primary failed)."""
 
     role: str
     model: str
@@ -62,33 +65,50 @@ class LLMClient:
         self.embedded_model = embedded_model  # names the served GGUF: part of every cache key
         self.calls: list[CallRecord] = []
         self._semaphore: asyncio.Semaphore | None = None
+        self._router: Any = None
 
     # -- public API --------------------------------------------------------------------
 
     def run(self, awaitable: Awaitable[Any]) -> Any:
         """Run a batch of calls from synchronous code (an asset body)."""
-        self._semaphore = None  # a semaphore belongs to one event loop
+        # The semaphore and the router's HTTP clients belong to one event loop.
+        self._semaphore, self._router = None, None
         return asyncio.run(_as_coroutine(awaitable))
 
     def routed_model(self, role: Role) -> str:
-        """The litellm model string a role is sent to (what the ledger records)."""
+        """The litellm model string a role is sent to first (its primary model)."""
+        return self._litellm_model(self.config.roles[role])
+
+    def deployments(self, role: Role) -> list[dict[str, Any]]:
+        """A role's router deployments as litellm gets them, primary first, then fallbacks;
+        each in its own model group so the router tries them in order."""
         cfg = self.config.roles[role]
-        return f"openai/{self.embedded_model}" if cfg.model == EMBEDDED else cfg.model
+        return [
+            {
+                "model_name": role if i == 0 else f"{role}/fallback-{i}",
+                "litellm_params": {"model": self._litellm_model(m), **self._endpoint(m), **_model_params(m)},
+                "model_info": {"id": f"{role}/{i}"},
+            }
+            for i, m in enumerate((cfg, *cfg.fallbacks))
+        ]
 
     async def complete(
         self, role: Role, messages: Messages, *, seed: int, response_schema: dict | None = None
     ) -> str:
         cfg = self.config.roles[role]
-        params = _sampling_params(cfg, seed, response_schema)
+        request = _request_params(cfg, seed, response_schema)
         model = self.routed_model(role)
+        # Keyed by the primary model and its parameters: a fallback's answer is cached for
+        # the request it answered, so a re-run costs nothing either way.
+        params = {**_model_params(cfg), **request}
         key = content_hash({"model": model, "messages": messages, "params": params}, length=40)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
-            self.calls.append(CallRecord(role, model, key, True, 0, 0, 0.0, 0.0))
+            self.calls.append(CallRecord(role, hit.get("model", model), key, True, 0, 0, 0.0, 0.0))
             return hit["text"]
         async with self._limit():
-            text = await self._call_provider(role, cfg, model, messages, params, key)
+            text, answered_by = await self._call_router(role, messages, request, key)
         if self.cache is not None:
-            self.cache.put(key, {"text": text})
+            self.cache.put(key, {"text": text, "model": answered_by})
         return text
 
     async def structured(self, role: Role, messages: Messages, schema: type[T], *, seed: int) -> T:
@@ -124,37 +144,48 @@ class LLMClient:
             self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
         return self._semaphore
 
-    async def _call_provider(
-        self, role: str, cfg: RoleConfig, model: str, messages: Messages, params: dict, key: str
-    ) -> str:
-        litellm = _litellm()
-        api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
-        if cfg.api_key_env and not api_key:
-            raise RuntimeError(f"role {role!r} needs the environment variable {cfg.api_key_env}")
+    def _litellm_model(self, cfg: ModelConfig) -> str:
+        return f"openai/{self.embedded_model}" if cfg.model == EMBEDDED else cfg.model
+
+    def _endpoint(self, cfg: ModelConfig) -> dict[str, Any]:
+        """Where one model is reached and with which key (from the environment only)."""
         if cfg.model == EMBEDDED:
-            api_base, api_key = self.embedded_api_base, "sk-embedded-no-key"
-        else:
-            api_base = cfg.api_base
-            # A self-hosted OpenAI-compatible server (vLLM, llama.cpp) may need no key, but
-            # the OpenAI client refuses to send without one.
-            api_key = api_key or ("sk-no-key" if api_base else None)
+            return {"api_base": self.embedded_api_base, "api_key": "sk-embedded-no-key"}
+        api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
+        # A self-hosted OpenAI-compatible server (vLLM, llama.cpp) may need no key, but
+        # the OpenAI client refuses to send without one.
+        return {"api_base": cfg.api_base, "api_key": api_key or ("sk-no-key" if cfg.api_base else None)}
+
+    def _get_router(self) -> Any:
+        if self._router is None:
+            roles = self.config.roles
+            model_list = [d for role in roles for d in self.deployments(role)]
+            fallbacks = [{role: [f"{role}/fallback-{i + 1}" for i in range(len(cfg.fallbacks))]}
+                         for role, cfg in roles.items() if cfg.fallbacks]
+            self._router = _litellm().Router(model_list=model_list, fallbacks=fallbacks,
+                                             num_retries=self.config.num_retries, timeout=self.config.timeout_s)
+        return self._router
+
+    async def _call_router(self, role: Role, messages: Messages, request: dict, key: str) -> tuple[str, str]:
+        """One routed request, retries and fallbacks included; returns the text and the model that answered."""
+        cfg = self.config.roles[role]
+        for needed in (m.api_key_env for m in (cfg, *cfg.fallbacks) if m.api_key_env):
+            if not os.environ.get(needed):
+                raise RuntimeError(f"role {role!r} needs the environment variable {needed}")
+        deployments = self.deployments(role)
+        models = {d["model_info"]["id"]: d["litellm_params"]["model"] for d in deployments}
+        primary = models[f"{role}/0"]
         started = time.perf_counter()
         try:
-            response = await litellm.acompletion(
-                model=model,
-                messages=messages,
-                api_base=api_base,
-                api_key=api_key,
-                timeout=self.config.timeout_s,
-                num_retries=self.config.num_retries,
-                **params,
-            )
+            response = await self._get_router().acompletion(model=role, messages=messages, **request)
         except Exception as exc:
+            secrets = [d["litellm_params"]["api_key"] for d in deployments]
             self.calls.append(
-                CallRecord(role, model, key, False, 0, 0, 0.0, time.perf_counter() - started,
-                           ok=False, error=_redact(f"{type(exc).__name__}: {exc}", api_key))
+                CallRecord(role, primary, key, False, 0, 0, 0.0, time.perf_counter() - started,
+                           ok=False, error=_redact(f"{type(exc).__name__}: {exc}", secrets))
             )
             raise
+        model = models.get((getattr(response, "_hidden_params", None) or {}).get("model_id"), primary)
         usage = getattr(response, "usage", None)
         prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
         completion_tokens = getattr(usage, "completion_tokens", 0) or 0
@@ -162,15 +193,22 @@ class LLMClient:
             CallRecord(role, model, key, False, prompt_tokens, completion_tokens,
                        _cost(model, prompt_tokens, completion_tokens), time.perf_counter() - started)
         )
-        return response.choices[0].message.content or ""
+        return response.choices[0].message.content or "", model
 
 
-def _sampling_params(cfg: RoleConfig, seed: int, response_schema: dict | None) -> dict[str, Any]:
-    params: dict[str, Any] = {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens, "seed": seed}
+def _model_params(cfg: ModelConfig) -> dict[str, Any]:
+    """Sampling parameters that belong to a model: a fallback is sent with its own."""
+    params: dict[str, Any] = {"temperature": cfg.temperature, "max_tokens": cfg.max_tokens}
     if cfg.top_p is not None:
         params["top_p"] = cfg.top_p
     if cfg.extra_body:
         params["extra_body"] = cfg.extra_body
+    return params
+
+
+def _request_params(cfg: RoleConfig, seed: int, response_schema: dict | None) -> dict[str, Any]:
+    """Parameters of the request itself, sent to whichever model answers it."""
+    params: dict[str, Any] = {"seed": seed}
     if response_schema is not None and cfg.structured_output == "json_schema":
         params["response_format"] = {
             "type": "json_schema",
@@ -183,12 +221,13 @@ def _sampling_params(cfg: RoleConfig, seed: int, response_schema: dict | None) -
 
 @functools.cache
 def _litellm():
-    """Import litellm once, quietly: its banners and per-event-loop worker warnings are noise
-    here (each asset runs its own event loop); errors still surface as exceptions."""
+    """Import litellm once, quietly: its banners, per-event-loop worker warnings and the
+    router's per-retry logs are noise here; errors still surface as exceptions."""
     import litellm
 
     litellm.suppress_debug_info = True
     logging.getLogger("LiteLLM").setLevel(logging.ERROR)
+    logging.getLogger("LiteLLM Router").setLevel(logging.CRITICAL)
     return litellm
 
 
@@ -212,9 +251,10 @@ def _strip_fences(text: str) -> str:
     return text.strip()
 
 
-def _redact(message: str, secret: str | None) -> str:
-    if secret:
-        message = message.replace(secret, "***")
+def _redact(message: str, secrets: list[str | None]) -> str:
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
     return message[:500]
 
 

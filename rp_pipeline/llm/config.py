@@ -1,6 +1,8 @@
 """The role -> model map. Switching a role to another provider is a YAML edit, never code.
 
-Keys are never in the YAML: a role names the *environment variable* that holds its key.
+Keys are never in the YAML: a model names the *environment variable* that holds its key.
+Each role has a primary model and optional fallbacks, tried in order when the primary
+still fails after its retries (the client routes them through a litellm Router).
 """
 
 from __future__ import annotations
@@ -19,14 +21,21 @@ ROLES = (
     "topic_writer",
     "persona_writer",
     "judge",
+    "dialogue_writer",
 )
 Role = Literal[
-    "character", "user_agent", "scene_agent", "moderator", "topic_writer", "persona_writer", "judge"
+    "character", "user_agent", "scene_agent", "moderator", "topic_writer", "persona_writer", "judge",
+    "dialogue_writer",
 ]
+# Optional roles and the role whose model they use when a map leaves them out: the single-call
+# dialogue writer is a long structured-JSON writer, as the persona writer is.
+DEFAULT_ROLES: dict[str, str] = {"dialogue_writer": "persona_writer"}
 EMBEDDED = "embedded"
 
 
-class RoleConfig(BaseModel):
+class ModelConfig(BaseModel):
+    """One model a role can be sent to, with its own sampling parameters."""
+
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(description='litellm model string, or "embedded" for the bundled local model')
@@ -39,10 +48,16 @@ class RoleConfig(BaseModel):
         default_factory=dict,
         description="provider-specific request fields, e.g. a llama.cpp GBNF `grammar` that constrains the reply format",
     )
+
+
+class RoleConfig(ModelConfig):
     structured_output: Literal["json_schema", "json_object_schema", "prompt_only"] = Field(
         "json_schema",
         description="how a JSON schema is sent: OpenAI json_schema, llama.cpp json_object+schema, "
-        "or only in the prompt (providers without constrained decoding)",
+        "or only in the prompt (providers without constrained decoding); fallbacks get the same request",
+    )
+    fallbacks: list[ModelConfig] = Field(
+        default_factory=list, description="models tried in order when the primary fails after its retries"
     )
 
 
@@ -51,14 +66,16 @@ class LLMConfig(BaseModel):
 
     roles: dict[Role, RoleConfig]
     max_concurrency: int = Field(8, ge=1)
-    num_retries: int = Field(3, ge=0)
-    timeout_s: float = Field(120, gt=0)
+    num_retries: int = Field(3, ge=0, description="per model, with exponential backoff, on 429/5xx/timeouts")
+    timeout_s: float = Field(120, gt=0, description="per call")
     max_repairs: int = Field(2, ge=0, description="re-asks when structured output fails validation")
 
     def model_post_init(self, __context: object) -> None:
-        missing = [r for r in ROLES if r not in self.roles]
+        missing = [r for r in ROLES if r not in self.roles and r not in DEFAULT_ROLES]
         if missing:
             raise ValueError(f"roles missing from the model map: {missing}")
+        for role, default in DEFAULT_ROLES.items():
+            self.roles.setdefault(role, self.roles[default])
 
     def with_role(self, role: Role, config: RoleConfig, **updates: object) -> LLMConfig:
         """A copy with one role replaced (evaluation and self-sampling change only the character)."""
@@ -66,7 +83,7 @@ class LLMConfig(BaseModel):
 
     @property
     def uses_embedded(self) -> bool:
-        return any(r.model == EMBEDDED for r in self.roles.values())
+        return any(m.model == EMBEDDED for r in self.roles.values() for m in (r, *r.fallbacks))
 
 
 def load_llm_config(path: str | Path) -> LLMConfig:

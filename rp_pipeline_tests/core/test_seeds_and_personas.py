@@ -62,8 +62,8 @@ def test_bad_cards_name_file_and_field(tmp_path, changes, field):
     assert str(path) in str(err.value) and field in str(err.value)
 
 
-def test_bad_yaml_names_the_file(tmp_path):
+def test_bad_yaml_names_the_file_and_line(tmp_path):
     path = tmp_path / "broken.yaml"
-    path.write_text("name: [unclosed\n")
-    with pytest.raises(PersonaCardError, match="broken.yaml.*not valid YAML"):
+    path.write_text("name: Theo\nage: 38\nbackground: a farm: in Yorkshire\n")
+    with pytest.raises(PersonaCardError, match=r"broken.yaml, line 3: not valid YAML: mapping values"):
         load_persona_file(path)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from rp_pipeline.core.models import TopicSet
 from rp_pipeline.core.personas import load_persona_file
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.reply_format import parse_reply
 from rp_pipeline.core.rules import RuleSet
 from rp_pipeline.core.seeds import load_seed_variables, sample_seeds
-from rp_pipeline.core.simulate import DialogueSimulator, SimulationConfig
-from rp_pipeline.core.models import TopicSet
+from rp_pipeline.core.simulate import DialogueSimulator, SimulationConfig, SimulationMode
 from rp_pipeline.llm.client import LLMClient
 from rp_pipeline.llm.config import load_llm_config
 from rp_pipeline.settings import REPO_ROOT
@@ -57,3 +57,27 @@ def test_moderator_can_stop_early(fake_llm, tmp_path):
     fake_llm.queue("moderator", '{"stop": true, "reason": "goodbye loop"}')
     dialogue, _ = simulate(fake_llm, tmp_path)
     assert dialogue.stop_reason == "moderator" and len(dialogue.turns) == 5
+
+
+def test_single_call_writes_the_whole_dialogue_and_records_violations(fake_llm, tmp_path):
+    dialogue, fake = simulate(fake_llm, tmp_path, mode=SimulationMode.single_call)
+    assert dict(fake.calls) == {"dialogue_writer": 1}
+    assert dialogue.mode == "single_call" and dialogue.stop_reason == "single_call"
+    assert 5 <= len(dialogue.turns) <= 9 and len(dialogue.turns) % 2 == 1
+    assert [t.role for t in dialogue.turns] == ["character", "user"] * (len(dialogue.turns) // 2) + ["character"]
+    assert dialogue.turns[0].content == load_persona_file(ASSETS / "personas" / "lin-xiaoman.yaml").opening_line
+    character = [t for t in dialogue.turns[1:] if t.role == "character"]
+    bad = character[1]  # the fake writer's second character message is assistant-speak without tags
+    assert bad.content == BAD_REPLY and {"assistant_speak", "bad_format"} <= {v.code for v in bad.violations}
+    for turn in character:
+        if turn is not bad:
+            assert not turn.violations, turn
+            parse_reply(turn.content)
+
+
+def test_single_call_output_that_never_validates_is_recorded(fake_llm, tmp_path):
+    wrong_order = '{"turns": [{"role": "character", "content": "hi"}, {"role": "user", "content": "yo"}]}'
+    fake_llm.queue("dialogue_writer", *[wrong_order] * 3)
+    dialogue, _ = simulate(fake_llm, tmp_path, mode=SimulationMode.single_call)
+    assert dialogue.stop_reason == "invalid_output" and len(dialogue.turns) == 1
+    assert "turns alternate user, character" in fake_llm.requests[-1]["messages"][-1]["content"]

@@ -1,3 +1,6 @@
+import asyncio
+import time
+
 import pytest
 import yaml
 from pydantic import BaseModel
@@ -45,15 +48,78 @@ def test_server_errors_are_retried(fake_llm, tmp_path):
     assert fake_llm.calls["scene_agent"] == 3
 
 
-def test_switching_a_role_provider_is_a_yaml_change(fake_llm, tmp_path):
+@pytest.mark.parametrize("failure", [500, 429])
+def test_a_failing_primary_hands_over_to_its_fallback(fake_llm, tmp_path, failure):
+    path = fake_llm.write_config(tmp_path / "m.yaml", num_retries=1)
+    raw = yaml.safe_load(path.read_text())
+    raw["roles"]["scene_agent"]["fallbacks"] = [{"model": "openai/fake-moderator", "api_base": fake_llm.api_base,
+                                                 "temperature": 0.1, "max_tokens": 11}]
+    path.write_text(yaml.safe_dump(raw))
+    fake_llm.queue("scene_agent", failure, failure)
+    c = LLMClient(load_llm_config(path), ResponseCache(tmp_path / "c.sqlite"))
+    messages = [{"role": "user", "content": "x"}]
+    assert c.run(c.complete("scene_agent", messages, seed=0)) == '{"stop": false, "reason": "still going"}'
+    assert fake_llm.calls["moderator"] == 1
+    answered = fake_llm.requests[-1]
+    assert answered["model"] == "fake-moderator" and (answered["temperature"], answered["max_tokens"]) == (0.1, 11)
+    assert [(r.role, r.model, r.ok, r.cache_hit) for r in c.calls] == [
+        ("scene_agent", "openai/fake-moderator", True, False)]
+    # the cached answer remembers which model gave it
+    c.run(c.complete("scene_agent", messages, seed=0))
+    assert (c.calls[-1].model, c.calls[-1].cache_hit) == ("openai/fake-moderator", True)
+
+
+def test_calls_run_concurrently_up_to_the_limit(fake_llm, tmp_path):
+    fake_llm.latency_s = 0.2
+    c = client(fake_llm, tmp_path, cache=False, max_concurrency=4)
+
+    async def many():
+        return await asyncio.gather(*(c.complete("scene_agent", [{"role": "user", "content": f"x{i}"}], seed=i)
+                                      for i in range(12)))
+
+    assert c.run(many()) == ["a rainy-day film"] * 12
+    assert fake_llm.peak_in_flight == 4
+
+
+def test_a_timed_out_primary_hands_over_to_its_fallback(fake_llm, tmp_path):
+    path = fake_llm.write_config(tmp_path / "m.yaml", num_retries=0, timeout_s=0.5)
+    raw = yaml.safe_load(path.read_text())
+    raw["roles"]["scene_agent"]["fallbacks"] = [{"model": "openai/fake-moderator", "api_base": fake_llm.api_base}]
+    path.write_text(yaml.safe_dump(raw))
+    fake_llm.role_latency_s["scene_agent"] = 3.0
+    c = LLMClient(load_llm_config(path))
+    started = time.perf_counter()
+    c.run(c.complete("scene_agent", [{"role": "user", "content": "x"}], seed=0))
+    assert time.perf_counter() - started < 2.5
+    assert [(r.model, r.ok) for r in c.calls] == [("openai/fake-moderator", True)]
+    assert fake_llm.calls["scene_agent"] == 1
+
+
+def test_switching_a_role_provider_is_a_yaml_change(fake_llm, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-deepseek-test")
     path = fake_llm.write_config(tmp_path / "a.yaml")
     other = yaml.safe_load(path.read_text())
-    other["roles"]["character"] = {"model": "deepseek/deepseek-chat", "api_key_env": "DEEPSEEK_API_KEY"}
+    other["roles"]["character"] = {
+        "model": "deepseek/deepseek-chat", "api_key_env": "DEEPSEEK_API_KEY", "temperature": 0.9,
+        "fallbacks": [{"model": "anthropic/claude-sonnet-4-5", "api_key_env": "ANTHROPIC_API_KEY"}],
+    }
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(other))
     a, b = (LLMClient(load_llm_config(tmp_path / n)) for n in ("a.yaml", "b.yaml"))
-    assert a.routed_model("character") == "openai/fake-character"
-    assert b.routed_model("character") == "deepseek/deepseek-chat"
-    assert a.routed_model("judge") == b.routed_model("judge") == "openai/fake-judge"
+
+    def routed(client, role):
+        return [(d["model_name"], d["litellm_params"]["model"], d["litellm_params"]["api_base"])
+                for d in client.deployments(role)]
+
+    assert routed(a, "character") == [("character", "openai/fake-character", fake_llm.api_base)]
+    assert routed(b, "character") == [("character", "deepseek/deepseek-chat", None),
+                                      ("character/fallback-1", "anthropic/claude-sonnet-4-5", None)]
+    assert b.deployments("character")[0]["litellm_params"]["api_key"] == "sk-deepseek-test"  # from the env
+    assert routed(a, "judge") == routed(b, "judge") == [("judge", "openai/fake-judge", fake_llm.api_base)]
+    # the router litellm would call is built from exactly these deployments (no network)
+    router = b._get_router()
+    deployment = router.get_model_list(model_name="character")[0]
+    assert deployment["litellm_params"]["model"] == "deepseek/deepseek-chat"
+    assert router.fallbacks == [{"character": ["character/fallback-1"]}]
 
 
 def test_keys_come_from_the_environment_and_never_reach_the_ledger(fake_llm, tmp_path, monkeypatch):
