@@ -14,22 +14,27 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
-from rp_pipeline.core.langid import detect_language
+from rp_pipeline.core.langid import detect_language, find_mixed_span
 from rp_pipeline.core.models import Violation
 from rp_pipeline.core.reply_format import ReplyFormatError, parse_reply
 
 _STAGE_DIRECTION = re.compile(r"\*[^*\n]{1,40}\*|[（(]([^）)\n]{1,40})[）)]")
 _TAG = re.compile(r"<[^<>]*>")
+_IMAGE_BLOCK = re.compile(r"<img>.*?(?:</img>|$)", re.S)
+_NOTE = re.compile(r"^[*（(]\s*(?:注|备注|note|ooc)\b", re.IGNORECASE)  # a note is meta commentary
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
 ECHO_SIMILARITY = 0.8
 ECHO_MIN_BLOCK = 12  # a copied run of this many letters is an echo, whatever surrounds it
 
 
 class RuleSet(BaseModel):
-    """Phrase lists per language from `assets/rules/*.yaml`."""
+    """Phrase lists per language from `assets/rules/*.yaml`; `exceptions` maps a list name to
+    longer phrases that contain one of its phrases but do not mean it (再见到 is not 再见)."""
 
     assistant_speak: dict[str, list[str]]
     goodbye: dict[str, list[str]]
     meta_commentary: dict[str, list[str]]
+    exceptions: dict[str, list[str]]
 
     @classmethod
     def load(cls, rules_dir: Path) -> RuleSet:
@@ -43,9 +48,13 @@ class RuleSet(BaseModel):
         return cls(**{name: read(name) for name in cls.model_fields})
 
     def find(self, kind: str, text: str) -> str | None:
-        """The first phrase of list `kind` (any language) that occurs in `text`."""
-        match = _phrase_pattern(tuple(p for ps in getattr(self, kind).values() for p in ps)).search(text)
-        return match.group(0) if match else None
+        """The first phrase of list `kind` (any language) that occurs in `text` outside its exceptions."""
+        text = text.translate(_APOSTROPHES)
+        exceptions = [m.span() for m in _phrase_pattern(tuple(self.exceptions.get(kind, ()))).finditer(text)]
+        for match in _phrase_pattern(tuple(p for ps in getattr(self, kind).values() for p in ps)).finditer(text):
+            if not any(start <= match.start() and match.end() <= end for start, end in exceptions):
+                return match.group(0)
+        return None
 
 
 @lru_cache(maxsize=32)
@@ -68,9 +77,16 @@ def visible_text(raw: str) -> str:
     return _TAG.sub("", raw).strip()
 
 
+def spoken_text(raw: str) -> str:
+    """What the character says: the visible text without the image prompt (prompts are often
+    written in English whatever the persona speaks, so they are never judged for language)."""
+    return visible_text(_IMAGE_BLOCK.sub("", raw))
+
+
 def is_stage_direction(fragment: str) -> bool:
-    """`*blinks*` or `（笑着说）` is narration; `(＾▽＾)` is a kaomoji and stays."""
-    return sum(ch.isalpha() for ch in fragment) >= 2
+    """`*blinks*` or `（笑着说）` is narration; `(＾▽＾)` is a kaomoji and stays; `（注：…）` is a note
+    from the generator (meta commentary), not the character acting."""
+    return sum(ch.isalpha() for ch in fragment) >= 2 and not _NOTE.match(fragment)
 
 
 def _normalized(text: str) -> str:
@@ -113,7 +129,10 @@ def check_character_reply(raw: str, language: str, rules: RuleSet, last_user: st
         found.append(Violation(code="assistant_speak", detail=phrase))
     if phrase := rules.find("goodbye", text):
         found.append(Violation(code="goodbye", detail=phrase))
-    detected = detect_language(text)
+    spoken = spoken_text(raw)
+    detected = detect_language(spoken)
     if detected is not None and detected != language:
         found.append(Violation(code="wrong_language", detail=f"detected {detected}, expected {language}"))
+    elif span := find_mixed_span(spoken, language):
+        found.append(Violation(code="lang_mix", detail=span[:40]))
     return found
