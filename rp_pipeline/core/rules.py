@@ -20,7 +20,8 @@ from rp_pipeline.core.reply_format import ReplyFormatError, parse_reply
 
 _STAGE_DIRECTION = re.compile(r"\*[^*\n]{1,40}\*|[（(]([^）)\n]{1,40})[）)]")
 _TAG = re.compile(r"<[^<>]*>")
-_IMAGE_BLOCK = re.compile(r"<img>.*?(?:</img>|$)", re.S)
+_EMOTION_LABEL = re.compile(r"<emotion>[^<>]*</emotion>")
+_IMAGE_BLOCK = re.compile(r"<img>.*?(?:</img>|$)", re.DOTALL)
 _NOTE = re.compile(r"^[*（(]\s*(?:注|备注|note|ooc)\b", re.IGNORECASE)  # a note is meta commentary
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
 ECHO_SIMILARITY = 0.8
@@ -74,7 +75,8 @@ def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def visible_text(raw: str) -> str:
-    return _TAG.sub("", raw).strip()
+    """The reply without tags or emotion labels (a label is markup, not words)."""
+    return _TAG.sub("", _EMOTION_LABEL.sub("", raw)).strip()
 
 
 def spoken_text(raw: str) -> str:
@@ -90,7 +92,7 @@ def is_stage_direction(fragment: str) -> bool:
 
 
 def _normalized(text: str) -> str:
-    return "".join(ch for ch in visible_text(text).casefold() if ch.isalnum())
+    return "".join(ch for ch in spoken_text(text).casefold() if ch.isalnum())
 
 
 def is_echo(reply: str, previous: str) -> bool:

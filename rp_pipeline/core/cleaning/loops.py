@@ -1,0 +1,41 @@
+"""Degenerate tails: per-turn simulation falls into loops (goodbye ping-pong, insult
+ping-pong) where replies repeat each other with small variations. The loop starts at the
+first reply that later ones repeat, so that is where the row is cut."""
+
+from __future__ import annotations
+
+from rp_pipeline.core.rules import spoken_text
+
+MIN_NEAR_CHARS = 4  # shorter replies repeat only when identical
+
+
+def normalized(raw: str) -> str:
+    """The spoken letters and digits, casefolded: what two replies are compared on."""
+    return "".join(ch for ch in spoken_text(raw).casefold() if ch.isalnum())
+
+
+def _bigrams(text: str) -> frozenset[str]:
+    return frozenset(text[i : i + 2] for i in range(len(text) - 1)) or frozenset({text})
+
+
+def similar(a: str, b: str, threshold: float) -> bool:
+    if a == b:
+        return bool(a)
+    if min(len(a), len(b)) < MIN_NEAR_CHARS:
+        return False
+    x, y = _bigrams(a), _bigrams(b)
+    return len(x & y) / len(x | y) >= threshold
+
+
+def find_loop(replies: list[tuple[int, str]], window: int, threshold: float) -> tuple[int, list[int]] | None:
+    """For (turn index, raw reply) pairs in order: the turn where the first loop starts and
+    the later turns that repeat an earlier reply within `window` replies; None without a loop."""
+    keys = [normalized(raw) for _, raw in replies]
+    for j in range(1, len(keys)):
+        earlier = [i for i in range(max(0, j - window), j) if similar(keys[i], keys[j], threshold)]
+        if earlier:
+            start = earlier[0]
+            repeats = [replies[k][0] for k in range(j, len(keys))
+                       if any(similar(keys[i], keys[k], threshold) for i in range(max(start, k - window), k))]
+            return replies[start][0], repeats
+    return None
