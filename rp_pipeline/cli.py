@@ -36,7 +36,9 @@ def clean_command(args: argparse.Namespace) -> int:
         return 1
     config = CleaningConfig()
     if args.profile:
-        path = Path(args.profile) if Path(args.profile).suffix else settings.assets_dir / "profiles" / f"{args.profile}.yaml"
+        path = Path(args.profile)
+        if not path.suffix:
+            path = settings.assets_dir / "profiles" / f"{args.profile}.yaml"
         config = load_profile(path).cleaning
     result = clean_rows(rows, RuleSet.load(settings.assets_dir / "rules"), config)
     kept, report = write_outputs(result, args.out)

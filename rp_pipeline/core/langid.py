@@ -70,6 +70,15 @@ def _foreign_runs(text: str, allowed: frozenset[str]) -> list[tuple[str, str]]:
     return runs
 
 
+def script_share(text: str, language: str) -> float:
+    """Share of the letters written in the scripts of `language` (1.0 when there are none)."""
+    counts = {name: 0 for name in _SCRIPT_NAMES}
+    for match in _SCRIPT_RUN.finditer(_STICKER.sub(" ", text)):
+        counts[match.lastgroup] += len(match.group())
+    total = sum(counts.values())
+    return sum(counts[name] for name in scripts_of(language)) / total if total else 1.0
+
+
 def _substantial(script: str, span: str) -> bool:
     if script == "Latin":
         words = [w for w in regex.findall(r"[\p{Latin}\p{M}]+", span) if not (w.isupper() and len(w) <= ACRONYM_MAX)]

@@ -14,7 +14,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
-from rp_pipeline.core.langid import detect_language, find_mixed_span
+from rp_pipeline.core.langid import detect_language, find_mixed_span, script_share
+from rp_pipeline.core.languages import scripts_of
 from rp_pipeline.core.models import Violation
 from rp_pipeline.core.reply_format import ReplyFormatError, parse_reply
 
@@ -133,7 +134,10 @@ def check_character_reply(raw: str, language: str, rules: RuleSet, last_user: st
         found.append(Violation(code="goodbye", detail=phrase))
     spoken = spoken_text(raw)
     detected = detect_language(spoken)
-    if detected is not None and detected != language:
+    # lingua can name the language of a short foreign span inside a reply mostly written in the
+    # persona's script; when the two languages share no script, the script majority decides.
+    if (detected is not None and detected != language
+            and (scripts_of(detected) & scripts_of(language) or script_share(spoken, language) <= 0.5)):
         found.append(Violation(code="wrong_language", detail=f"detected {detected}, expected {language}"))
     elif span := find_mixed_span(spoken, language):
         found.append(Violation(code="lang_mix", detail=span[:40]))

@@ -32,8 +32,8 @@ def _cleaned(by_partition: dict[str, list[dict]]) -> list[CleanedDialogue]:
        ins={"cleaned_dialogues": AssetIn(metadata=ALL_PERSONAS)},
        description="All cleaned dialogues (cross-persona duplicates and over-frequent openings removed, rows "
                    "over cutoff_len split at turn boundaries) plus a share of general instructions, exported as "
-                   "ShareGPT JSON, OpenAI messages JSONL, a Hugging Face dataset (save_to_disk + Parquet, with a card) and a "
-                   "LLaMA-Factory dataset_info.json.")
+                   "ShareGPT JSON, OpenAI messages JSONL, a Hugging Face dataset (save_to_disk + Parquet, with a "
+                   "card) and a LLaMA-Factory dataset_info.json.")
 def training_corpus(context: AssetExecutionContext, cleaned_dialogues: dict[str, list[dict]],
                     pipeline: PipelineResource, lineage: LineageResource) -> dict:
     profile = pipeline.load_profile()
@@ -54,7 +54,8 @@ def training_corpus(context: AssetExecutionContext, cleaned_dialogues: dict[str,
     (out_dir / "rows.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
     lineage.record(
         context,
-        rows=[(r.id, r.parent_ids, {"source": r.source, "language": r.language, **({"persona_id": r.persona_id} if r.persona_id else {})})
+        rows=[(r.id, r.parent_ids, {"source": r.source, "language": r.language,
+                                    **({"persona_id": r.persona_id} if r.persona_id else {})})
               for r in rows] + [(version, [r.id for r in rows], {"path": str(out_dir)})],
         drops=to_drops(reports),
     )

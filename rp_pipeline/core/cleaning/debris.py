@@ -10,8 +10,9 @@ import regex
 
 _FORMAT_TAG = regex.compile(r"(</?(?:emotion|img|prompt|includePerson)>)")
 # A kaomoji: a short bracketed face without words, with optional arms outside the brackets.
-_KAOMOJI = regex.compile(r"[^\s\p{L}\p{N}]{0,4}[(（](?:[^()（）\n\p{L}\p{N}]|\p{L}(?!\p{L})){1,15}[)）]"
-                         r"[^\s\p{L}\p{N}]{0,4}")
+_ARM = r"[^\s\p{L}\p{N}\[\]【】\x00]"
+_FACE = r"[(（](?:[^()（）\n\p{L}\p{N}]|\p{L}(?!\p{L})){1,15}[)）]"  # no two letters in a row: not words
+_KAOMOJI = regex.compile(rf"{_ARM}{{0,4}}{_FACE}{_ARM}{{0,4}}")
 _STICKER = regex.compile(r"\[[^\[\]\s]{1,8}\]")
 _REMOVALS = [
     ("strikethrough", regex.compile(r"~~[^~\n]*~~")),
@@ -21,8 +22,8 @@ _REMOVALS = [
     ("garbage", regex.compile(r"[\uFFFD\u200B-\u200D\u2060\uFEFF\p{Co}\p{Cs}]|[\p{Cc}--[\n\t\x00]]", regex.V1)),
 ]
 _EMOJI_RUN = regex.compile(r"(?:\p{Extended_Pictographic}[\uFE0F\u200D\p{Emoji_Modifier}]*){4,}")
-_SYMBOL_RUN = regex.compile(r"(?:(?!\p{Extended_Pictographic})[\p{S}#@%&*^_|\\/=])(?:\s?(?:(?!\p{Extended_Pictographic})"
-                            r"[\p{S}#@%&*^_|\\/=]))+")
+_SYMBOL = r"(?:(?!\p{Extended_Pictographic})[\p{S}#@%&*^_|\\/=])"
+_SYMBOL_RUN = regex.compile(rf"{_SYMBOL}(?:\s?{_SYMBOL})+")
 _PAIRS = {")": "(", "）": "(", "(": "(", "（": "(", "]": "[", "[": "[", "】": "【", "【": "【", "}": "{", "{": "{",
           "」": "「", "「": "「", "』": "『", "『": "『"}
 _OPENERS = set("(（[【{「『")
@@ -51,7 +52,7 @@ def _clean_piece(text: str, kinds: list[str]) -> str:
         protected.append(match.group(0))
         return f"\x00{len(protected) - 1}\x00"
 
-    text = _STICKER.sub(protect, _KAOMOJI.sub(protect, text))
+    text = _KAOMOJI.sub(protect, _STICKER.sub(protect, text))
     for kind, pattern in _REMOVALS:
         text, n = pattern.subn("", text)
         kinds += [kind] * bool(n)

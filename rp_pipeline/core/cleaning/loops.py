@@ -28,14 +28,16 @@ def similar(a: str, b: str, threshold: float) -> bool:
 
 
 def find_loop(replies: list[tuple[int, str]], window: int, threshold: float) -> tuple[int, list[int]] | None:
-    """For (turn index, raw reply) pairs in order: the turn where the first loop starts and
-    the later turns that repeat an earlier reply within `window` replies; None without a loop."""
+    """For (turn index, raw reply) pairs in order: the turn where the first loop starts and the
+    later turns that repeat, or are repeated by, another reply of the loop within `window`
+    replies; None without a loop."""
     keys = [normalized(raw) for _, raw in replies]
     for j in range(1, len(keys)):
         earlier = [i for i in range(max(0, j - window), j) if similar(keys[i], keys[j], threshold)]
         if earlier:
             start = earlier[0]
-            repeats = [replies[k][0] for k in range(j, len(keys))
-                       if any(similar(keys[i], keys[k], threshold) for i in range(max(start, k - window), k))]
+            repeats = [replies[k][0] for k in range(start + 1, len(keys))
+                       if any(similar(keys[i], keys[k], threshold)
+                              for i in range(max(start, k - window), min(len(keys), k + window + 1)) if i != k)]
             return replies[start][0], repeats
     return None

@@ -1,7 +1,7 @@
 """Personal data in chat turns: phones (CN mobile/landline, NANP, international), emails,
 CN resident IDs (18 digits, checksum verified), bank cards (Luhn verified), street
 addresses (zh/en) and passwords. Found values are masked, so the turn keeps its shape
-("我的电话是****") and the model never learns a real number.
+("我的电话是••••") and the model never learns a real number.
 
 Checksums keep ordinary numbers (order ids, prices, years) from being masked.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-MASK = "****"
+MASK = "••••"  # not a debris symbol run, not letters of any language
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
@@ -45,7 +45,8 @@ _PATTERNS: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None]] = [
     ("cn_landline", re.compile(r"(?<!\d)0\d{2,3}-\d{7,8}(?!\d)"), None),
     ("phone", re.compile(r"(?<![\d+])(?:\+?1[-. ]?)?\(?\d{3}\)?[-. ]\d{3}[-. ]\d{4}(?!\d)"), None),
     ("intl_phone", re.compile(r"(?<![\d+])\+\d{1,3}[- ]?\d{2,4}[- ]?\d{3,4}[- ]?\d{3,4}(?!\d)"), None),
-    ("address_zh", re.compile(r"(?:(?![在住是我你他她的到去来于])[\u4e00-\u9fff]){2,8}(?:省|市|区|县)[\u4e00-\u9fff\d]{0,12}?"
+    ("address_zh", re.compile(r"(?:(?![在住是我你他她的到去来于])[\u4e00-\u9fff]){2,8}(?:省|市|区|县)"
+                              r"[\u4e00-\u9fff\d]{0,12}?"
                               r"[\u4e00-\u9fff\d]{1,10}(?:路|街|道|巷|弄)\d+号(?:\d+(?:栋|幢|楼|单元|室))*"), None),
     ("address_en", re.compile(r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|"
                               r"Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl)\b\.?(?:,?\s*(?:Apt|Suite|Unit)\.?\s*\d+)?"),

@@ -48,7 +48,8 @@ def clean_row(row: ChatRow, rules: RuleSet, config: CleaningConfig) -> tuple[Cha
         start, repeats = loop
         verdicts.setdefault(start, []).append(Verdict("repetition_loop", "drop", "a loop starts here"))
         for turn in repeats:
-            verdicts.setdefault(turn, []).append(Verdict("repetition_loop", "drop", f"repeats a reply since turn {start}"))
+            verdicts.setdefault(turn, []).append(
+                Verdict("repetition_loop", "drop", f"repeats a reply since turn {start}"))
     repaired = row.model_copy(update={"messages": messages})
     cut = min((i for i, found in verdicts.items() if any(v.action == "drop" for v in found)), default=None)
     kept, cut_action = cut_at(repaired, cut, config) if cut is not None else (repaired, "cut")
