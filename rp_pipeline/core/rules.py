@@ -7,8 +7,9 @@ repair what slipped through, so both stages agree on what "bad" means.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from difflib import SequenceMatcher
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import yaml
@@ -49,11 +50,19 @@ class RuleSet(BaseModel):
 
         return cls(**{name: read(name) for name in cls.model_fields})
 
+    @cached_property
+    def patterns(self) -> dict[str, tuple[re.Pattern[str], re.Pattern[str]]]:
+        """Per list: (its phrases, its exceptions) as one compiled alternation each."""
+        return {kind: (_phrase_pattern(tuple(p for ps in getattr(self, kind).values() for p in ps)),
+                       _phrase_pattern(tuple(self.exceptions.get(kind, ()))))
+                for kind in ("assistant_speak", "goodbye", "meta_commentary")}
+
     def find(self, kind: str, text: str) -> str | None:
         """The first phrase of list `kind` (any language) that occurs in `text` outside its exceptions."""
         text = text.translate(_APOSTROPHES)
-        exceptions = [m.span() for m in _phrase_pattern(tuple(self.exceptions.get(kind, ()))).finditer(text)]
-        for match in _phrase_pattern(tuple(p for ps in getattr(self, kind).values() for p in ps)).finditer(text):
+        phrases, exceptions_pattern = self.patterns[kind]
+        exceptions = [m.span() for m in exceptions_pattern.finditer(text)]
+        for match in phrases.finditer(text):
             if not any(start <= match.start() and match.end() <= end for start, end in exceptions):
                 return match.group(0)
         return None
@@ -103,6 +112,10 @@ def is_echo(reply: str, previous: str) -> bool:
         return False
     if min(len(mine), len(theirs)) >= 8 and (mine in theirs or theirs in mine):
         return True
+    # Exact pruning before SequenceMatcher (the costly part): matches never exceed shared characters.
+    shared = sum((Counter(mine) & Counter(theirs)).values())
+    if 2 * shared / (len(mine) + len(theirs)) < ECHO_SIMILARITY and shared < max(ECHO_MIN_BLOCK, len(mine) // 2):
+        return False
     matcher = SequenceMatcher(None, mine, theirs, autojunk=False)
     block = matcher.find_longest_match(0, len(mine), 0, len(theirs)).size
     return matcher.ratio() >= ECHO_SIMILARITY or block >= max(ECHO_MIN_BLOCK, len(mine) // 2)

@@ -37,6 +37,7 @@ def remove_duplicates(rows: list[ChatRow], config: CleaningConfig) -> tuple[list
     LSH lookup, reaches the threshold. datasketch (scipy) loads here, not with the code location."""
     from datasketch import MinHash, MinHashLSH
 
+    template = MinHash(num_perm=NUM_PERM, seed=1)  # permutations drawn once, shared by every signature
     kept: list[ChatRow] = []
     reports: list[TurnReport] = []
     seen: dict[str, str] = {}
@@ -51,7 +52,7 @@ def remove_duplicates(rows: list[ChatRow], config: CleaningConfig) -> tuple[list
         seen[key] = row.id
         grams = shingles(_dialogue_text(row))
         if grams:
-            signature = MinHash(num_perm=NUM_PERM, seed=1)
+            signature = MinHash(num_perm=NUM_PERM, seed=1, permutations=template.permutations, scheme=template.scheme)
             signature.update_batch([g.encode("utf-8") for g in grams])
             twin = next((c for c in lsh.query(signature)
                          if len(grams & sets[c]) / len(grams | sets[c]) >= config.near_duplicate_threshold), None)

@@ -27,6 +27,8 @@ _SYMBOL_RUN = regex.compile(rf"{_SYMBOL}(?:\s?{_SYMBOL})+")
 _PAIRS = {")": "(", "）": "(", "(": "(", "（": "(", "]": "[", "[": "[", "】": "【", "【": "【", "}": "{", "{": "{",
           "」": "「", "「": "「", "』": "『", "『": "『"}
 _OPENERS = set("(（[【{「『")
+_PLACEHOLDER = regex.compile(r"\x00(\d+)\x00")
+_SPACES = regex.compile(r"[ \t]{2,}")
 MIN_SYMBOL_KINDS = 3  # "!!!" or "★☆★" is emphasis; "#$%@" is debris
 
 
@@ -69,7 +71,7 @@ def _clean_piece(text: str, kinds: list[str]) -> str:
     if unmatched := _unmatched_brackets(text):
         kinds.append("unbalanced_bracket")
         text = "".join(ch for i, ch in enumerate(text) if i not in set(unmatched))  # placeholders hold no brackets
-    return regex.sub(r"\x00(\d+)\x00", lambda m: protected[int(m.group(1))], text)
+    return _PLACEHOLDER.sub(lambda m: protected[int(m.group(1))], text)
 
 
 def strip_debris(raw: str) -> tuple[str, list[str]]:
@@ -79,4 +81,4 @@ def strip_debris(raw: str) -> tuple[str, list[str]]:
     cleaned = "".join(piece if i % 2 else _clean_piece(piece, kinds) for i, piece in enumerate(pieces))
     if not kinds:
         return raw, []
-    return regex.sub(r"[ \t]{2,}", " ", cleaned).strip(), sorted(set(kinds))
+    return _SPACES.sub(" ", cleaned).strip(), sorted(set(kinds))

@@ -18,20 +18,27 @@ def _bigrams(text: str) -> frozenset[str]:
     return frozenset(text[i : i + 2] for i in range(len(text) - 1)) or frozenset({text})
 
 
-def similar(a: str, b: str, threshold: float) -> bool:
-    if a == b:
-        return bool(a)
-    if min(len(a), len(b)) < MIN_NEAR_CHARS:
+class _Reply:
+    """A reply's comparison key and bigrams, computed once per reply."""
+
+    def __init__(self, raw: str) -> None:
+        self.key = normalized(raw)
+        self.bigrams = _bigrams(self.key)
+
+
+def similar(a: _Reply, b: _Reply, threshold: float) -> bool:
+    if a.key == b.key:
+        return bool(a.key)
+    if min(len(a.key), len(b.key)) < MIN_NEAR_CHARS:
         return False
-    x, y = _bigrams(a), _bigrams(b)
-    return len(x & y) / len(x | y) >= threshold
+    return len(a.bigrams & b.bigrams) / len(a.bigrams | b.bigrams) >= threshold
 
 
 def find_loop(replies: list[tuple[int, str]], window: int, threshold: float) -> tuple[int, list[int]] | None:
     """For (turn index, raw reply) pairs in order: the turn where the first loop starts and the
     later turns that repeat, or are repeated by, another reply of the loop within `window`
     replies; None without a loop."""
-    keys = [normalized(raw) for _, raw in replies]
+    keys = [_Reply(raw) for _, raw in replies]
     for j in range(1, len(keys)):
         earlier = [i for i in range(max(0, j - window), j) if similar(keys[i], keys[j], threshold)]
         if earlier:

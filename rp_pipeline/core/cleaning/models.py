@@ -22,7 +22,7 @@ Action = Literal["drop", "cut", "repair", "flag"]
 class CleaningConfig(BaseModel):
     min_exchanges: int = Field(2, ge=1, description="a row left with fewer assistant turns is dropped, not cut")
     loop_window: int = Field(4, ge=1, description="a reply repeating one of this many previous replies is a loop")
-    loop_similarity: float = Field(0.6, gt=0, le=1, description="character-bigram Jaccard of two looping replies")
+    loop_similarity: float = Field(0.75, gt=0, le=1, description="character-bigram Jaccard of two looping replies")
     near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="MinHash Jaccard of near-duplicate rows")
     pattern_chars: int = Field(6, ge=1, description="a reply's opening: its first N letters/digits")
     pattern_max_share: float = Field(0.05, gt=0, le=1, description="cap on the share of replies with one opening")
