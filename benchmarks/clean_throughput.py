@@ -30,7 +30,8 @@ from rp_pipeline.settings import REPO_ROOT  # noqa: E402
 EMOTIONS = ["happy", "neutral", "sad", "surprised", "angry"]
 # Per language: subjects, verbs, objects (a reply says "<subject> <verb> <object>, <tail>"), tails, user lines.
 FRAGMENTS = {
-    "zh": (["我", "我同事", "我妹妹", "老板", "隔壁的猫", "我妈"], ["今天买了", "刚看到", "昨天弄丢了", "特别喜欢", "又想要", "在研究"],
+    "zh": (["我", "我同事", "我妹妹", "老板", "隔壁的猫", "我妈"],
+           ["今天买了", "刚看到", "昨天弄丢了", "特别喜欢", "又想要", "在研究"],
            ["一盆多肉", "一把新伞", "那家拉面", "一本旧书", "一只橘猫", "新出的游戏", "一杯拿铁", "一双跑鞋"],
            ["你呢？", "要不要一起？", "你猜猜看", "哈哈", "[委屈]", "(＾▽＾)", "真的假的", "好气哦"],
            ["你今天干嘛了", "我也是", "真的吗", "然后呢", "哈哈哈", "你喜欢什么"]),
@@ -45,7 +46,8 @@ FRAGMENTS = {
            ["un cactus", "un paraguas nuevo", "ese ramen", "una novela vieja", "un gato naranja", "el juego nuevo"],
            ["¿y tú?", "¿vienes?", "adivina", "jaja", "¡qué va!"],
            ["qué hiciste hoy", "yo también", "¿en serio?", "¿y luego?", "jaja"]),
-    "ja": (["私", "同僚", "妹", "店長", "隣の猫", "お母さん"], ["が今日買った", "が見つけた", "がなくした", "が大好きな", "が欲しがる"],
+    "ja": (["私", "同僚", "妹", "店長", "隣の猫", "お母さん"],
+           ["が今日買った", "が見つけた", "がなくした", "が大好きな", "が欲しがる"],
            ["サボテン", "新しい傘", "あのラーメン", "古い小説", "茶色の猫", "新作のゲーム", "大きなラテ"],
            ["あなたは？", "一緒に行く？", "当ててみて", "(＾▽＾)", "本当に？"],
            ["今日何してた", "私も", "本当に", "それで", "何が好き"]),
@@ -58,7 +60,8 @@ MIX = [("zh", 35), ("en", 30), ("es", 12), ("ja", 12), ("ar", 11)]
 FAULTS = {
     "goodbye": {"zh": "好啦我先下线了，再见", "en": "Okay, gotta go, talk to you later", "es": "Me tengo que ir, adiós",
                 "ja": "じゃあね、またね", "ar": "يجب أن أذهب، مع السلامة"},
-    "assistant_speak": {"zh": "作为一个AI，我无法回答", "en": "As an AI, I'm here to help", "es": "Como una IA no puedo",
+    "assistant_speak": {"zh": "作为一个AI，我无法回答", "en": "As an AI, I'm here to help",
+                        "es": "Como una IA no puedo",
                         "ja": "AIとして答えられません", "ar": "كذكاء اصطناعي لا أستطيع"},
     "stage_direction": {"zh": "（叹气）好吧", "en": "*sighs* fine", "es": "*suspira* bueno", "ja": "（ため息）いいよ",
                         "ar": "(يتنهد) حسنا"},
