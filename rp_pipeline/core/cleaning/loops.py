@@ -1,12 +1,14 @@
 """Degenerate tails: per-turn simulation falls into loops (goodbye ping-pong, insult
 ping-pong) where replies repeat each other with small variations. The loop starts at the
-first reply that later ones repeat, so that is where the row is cut."""
+first reply that later ones repeat, so that is where the row is cut; a reply repeated once
+is cut by itself."""
 
 from __future__ import annotations
 
 from rp_pipeline.core.rules import spoken_text
 
 MIN_NEAR_CHARS = 4  # shorter replies repeat only when identical
+MIN_LOOP_REPEATS = 2  # one repeat is a repeated turn; two or more make a degenerate loop
 
 
 def normalized(raw: str) -> str:
@@ -34,17 +36,25 @@ def similar(a: _Reply, b: _Reply, threshold: float) -> bool:
     return len(a.bigrams & b.bigrams) / len(a.bigrams | b.bigrams) >= threshold
 
 
-def find_loop(replies: list[tuple[int, str]], window: int, threshold: float) -> tuple[int, list[int]] | None:
-    """For (turn index, raw reply) pairs in order: the turn where the first loop starts and the
-    later turns that repeat, or are repeated by, another reply of the loop within `window`
-    replies; None without a loop."""
+def find_loop(replies: list[tuple[int, str]], window: int, threshold: float) -> list[tuple[int, str]]:
+    """For (turn index, raw reply) pairs in order: (turn, detail) for each reply of the first
+    repetition, earliest first (the row is cut there); empty without one.
+
+    A reply repeating an earlier one within `window` replies starts a loop there when the
+    pattern keeps repeating (A A A, A B A B: every reply that repeats, or is repeated by,
+    another reply of the loop is flagged, and the loop's first reply is where it starts).
+    A single repeat (A B A) is only a repeated turn: it is flagged by itself."""
     keys = [_Reply(raw) for _, raw in replies]
     for j in range(1, len(keys)):
         earlier = [i for i in range(max(0, j - window), j) if similar(keys[i], keys[j], threshold)]
-        if earlier:
-            start = earlier[0]
-            repeats = [replies[k][0] for k in range(start + 1, len(keys))
-                       if any(similar(keys[i], keys[k], threshold)
-                              for i in range(max(start, k - window), min(len(keys), k + window + 1)) if i != k)]
-            return replies[start][0], repeats
-    return None
+        if not earlier:
+            continue
+        start = earlier[0]
+        repeats = [k for k in range(start + 1, len(keys))
+                   if any(similar(keys[i], keys[k], threshold)
+                          for i in range(max(start, k - window), min(len(keys), k + window + 1)) if i != k)]
+        if len(repeats) < MIN_LOOP_REPEATS:
+            return [(replies[j][0], f"repeats turn {replies[start][0]}")]
+        return [(replies[start][0], "a loop starts here")] + [
+            (replies[k][0], f"repeats a reply of the loop from turn {replies[start][0]}") for k in repeats]
+    return []

@@ -44,12 +44,8 @@ def clean_row(row: ChatRow, rules: RuleSet, config: CleaningConfig) -> tuple[Cha
         if found:
             verdicts[index] = found
     replies = [(i, m.content) for i, m in enumerate(messages) if m.role == "assistant"]
-    if loop := find_loop(replies, config.loop_window, config.loop_similarity):
-        start, repeats = loop
-        verdicts.setdefault(start, []).append(Verdict("repetition_loop", "drop", "a loop starts here"))
-        for turn in repeats:
-            verdicts.setdefault(turn, []).append(
-                Verdict("repetition_loop", "drop", f"repeats a reply since turn {start}"))
+    for turn, detail in find_loop(replies, config.loop_window, config.loop_similarity):
+        verdicts.setdefault(turn, []).append(Verdict("repetition_loop", "drop", detail))
     repaired = row.model_copy(update={"messages": messages})
     cut = min((i for i, found in verdicts.items() if any(v.action == "drop" for v in found)), default=None)
     kept, cut_action = cut_at(repaired, cut, config) if cut is not None else (repaired, "cut")

@@ -47,6 +47,17 @@ def test_a_loop_without_goodbyes_is_cut_where_it_starts_not_where_it_is_noticed(
     assert result.reports[0].action == "cut" and len(result.kept[0].messages) == 5
 
 
+def test_a_reply_repeated_once_is_cut_at_the_repeat():
+    replies = [
+        "I fixed a bike today" + E("happy"),
+        "The chain was rusty" + E("sad"),
+        "I fixed a bike today!" + E("happy"),
+    ]
+    result = clean([row("en", [("?", r) for r in replies])])
+    assert [(r.turn, r.codes, r.action) for r in result.reports] == [(10, ["repetition_loop"], "cut")]
+    assert len(result.kept[0].messages) == 9  # the two opening exchanges and the first two replies stay
+
+
 def test_a_loop_with_too_few_good_turns_before_it_drops_the_dialogue():
     result = clean([row("zh", _loop(20), opening=False)])
     assert result.kept == []
