@@ -17,8 +17,8 @@ import regex
 from rp_pipeline.core.languages import LANGUAGES, scripts_of
 
 # Sticker text such as [委屈] and kaomoji carry emotion, not language.
-_STICKER = re.compile(r"\[[^\[\]]{1,8}\]")
-_NON_LANGUAGE = re.compile(r"\[[^\[\]]{1,8}\]|[^\w\s]+")
+STICKER = re.compile(r"\[[^\[\]\s]{1,8}\]")
+_NON_LANGUAGE = re.compile(STICKER.pattern + r"|[^\w\s]+")
 MIN_LETTERS = 4  # below this lingua guesses; short "ok"/"哈哈" replies are not judged
 
 _SCRIPT_NAMES = ("Han", "Hiragana", "Katakana", "Hangul", "Latin", "Cyrillic", "Arabic", "Hebrew", "Thai",
@@ -73,7 +73,7 @@ def _foreign_runs(text: str, allowed: frozenset[str]) -> list[tuple[str, str]]:
 def script_share(text: str, language: str) -> float:
     """Share of the letters written in the scripts of `language` (1.0 when there are none)."""
     counts = {name: 0 for name in _SCRIPT_NAMES}
-    for match in _SCRIPT_RUN.finditer(_STICKER.sub(" ", text)):
+    for match in _SCRIPT_RUN.finditer(STICKER.sub(" ", text)):
         counts[match.lastgroup] += len(match.group())
     total = sum(counts.values())
     return sum(counts[name] for name in scripts_of(language)) / total if total else 1.0
@@ -92,7 +92,7 @@ def find_mixed_span(text: str, language: str) -> str | None:
     """A substantial span of another language inside `text` (already without format tags or
     image prompts), or None. Other scripts are found by Unicode script; for languages written
     in Latin, a clause of several words that lingua assigns to another language counts too."""
-    text = _STICKER.sub(" ", text)
+    text = STICKER.sub(" ", text)
     allowed = scripts_of(language)
     for script, span in _foreign_runs(text, allowed):
         if _substantial(script, span):

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import regex
 
+from rp_pipeline.core.langid import STICKER
+
 _FORMAT_TAG = regex.compile(r"(</?(?:emotion|img|prompt|includePerson)>)")
 # A kaomoji: a short bracketed face without words, with optional arms outside the brackets.
 _ARM = r"[^\s\p{L}\p{N}\[\]【】\x00]"
 _FACE = r"[(（](?:[^()（）\n\p{L}\p{N}]|\p{L}(?!\p{L})){1,15}[)）]"  # no two letters in a row: not words
 _KAOMOJI = regex.compile(rf"{_ARM}{{0,4}}{_FACE}{_ARM}{{0,4}}")
-_STICKER = regex.compile(r"\[[^\[\]\s]{1,8}\]")
 _REMOVALS = [
     ("strikethrough", regex.compile(r"~~[^~\n]*~~")),
     ("html_tag", regex.compile(r"</?(?!(?:emotion|img|prompt|includePerson)\b)[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>")),
@@ -54,7 +55,7 @@ def _clean_piece(text: str, kinds: list[str]) -> str:
         protected.append(match.group(0))
         return f"\x00{len(protected) - 1}\x00"
 
-    text = _KAOMOJI.sub(protect, _STICKER.sub(protect, text))
+    text = _KAOMOJI.sub(protect, STICKER.sub(protect, text))
     for kind, pattern in _REMOVALS:
         text, n = pattern.subn("", text)
         kinds += [kind] * bool(n)

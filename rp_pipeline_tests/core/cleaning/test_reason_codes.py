@@ -266,3 +266,9 @@ def test_overfrequent_openings_are_capped(lang, opening, others):
     assert {r.id: r.codes for r in result.reports} == {"s2": ["overfrequent_pattern"], "s3": ["overfrequent_pattern"]}
     varied = [row(lang, [("?", text + E("happy"))], row_id=f"v{i}", opening=False) for i, text in enumerate(others)]
     assert len(clean(varied, **config).kept) == 4
+
+
+@pytest.mark.parametrize("span", ["שלום עליכם", "مرحبا بك"])
+def test_right_to_left_spans_inside_a_chinese_reply_are_a_mix(span):
+    assert last_reply_codes("zh", f"我今天学了一句{span}，好难念啊" + E("happy")) == {"lang_mix"}
+    assert last_reply_codes("zh", "我今天学了一句问候语，好难念啊" + E("happy")) == set()
