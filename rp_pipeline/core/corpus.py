@@ -59,7 +59,8 @@ def estimate_tokens(text: str) -> int:
     """A tokenizer-free upper estimate, so the code location never loads a tokenizer: Qwen2.5's
     BPE averages about 4 English characters and 1.4 Chinese characters per token, so counting
     one token per 3 ASCII characters and one per other character (CJK, Arabic, Thai, ...)
-    overestimates, and a row that fits here fits the real tokenizer."""
+    overestimates, and a row that fits here fits the real tokenizer. The SFT script splits
+    again with the model's own tokenizer (`training/sft.split_to_fit`) for what this misses."""
     ascii_chars = sum(ch.isascii() for ch in text)
     return math.ceil(ascii_chars / ASCII_CHARS_PER_TOKEN) + (len(text) - ascii_chars) + MESSAGE_OVERHEAD
 
