@@ -219,7 +219,10 @@ def _character_line(text: str, turn: int) -> str:
     """A reply in the card's voice: a clause of one of its speaking examples, numbered."""
     section = text.split("# How you talk (examples)", 1)[-1].split("#", 1)[0]
     examples = [ln[2:] for ln in section.splitlines() if ln.startswith("- ")]
-    clause = re.split(r"<emotion>", examples[turn % len(examples)])[0]
+    # Every clause of every example, in turn: a persona with two examples does not fall
+    # into an A-B-A loop (cleaning cuts loops) within a short dialogue.
+    clauses = [c for e in examples for c in re.findall(r"([^<>]+)<emotion>", e)] or examples
+    clause = clauses[(turn // 2) % len(clauses)].strip()
     return f"{clause} {turn}<emotion>happy</emotion>"
 
 

@@ -8,8 +8,10 @@ never over half, so more than half is refused rather than silently clipped.
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
@@ -29,6 +31,8 @@ class GeneralRow(BaseModel):
 class CorpusConfig(BaseModel):
     general_share: float = Field(0.25, ge=0, description="share of general rows in the corpus")
     seed: int = 0
+    cutoff_len: int = Field(8192, ge=64, description="tokens per sample (LLaMA-Factory's cutoff_len); longer "
+                                                     "rows are split at turn boundaries")
 
     def model_post_init(self, __context: object) -> None:
         if self.general_share > 0.5:
@@ -47,12 +51,73 @@ def load_general_rows(path: Path) -> list[GeneralRow]:
     return rows
 
 
-def build_corpus(dialogues: list[CleanedDialogue], general: list[GeneralRow], config: CorpusConfig) -> list[CorpusRow]:
-    rows = [
-        CorpusRow(id=content_id("row", [m.model_dump() for m in d.messages]), source="roleplay",
-                  persona_id=d.persona_id, language=d.language, messages=d.messages, parent_ids=[d.id])
-        for d in dialogues
-    ]
+MESSAGE_OVERHEAD = 4  # ChatML: <|im_start|>, the role, a newline, <|im_end|>
+ASCII_CHARS_PER_TOKEN = 3
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free upper estimate, so the code location never loads a tokenizer: Qwen2.5's
+    BPE averages about 4 English characters and 1.4 Chinese characters per token, so counting
+    one token per 3 ASCII characters and one per other character (CJK, Arabic, Thai, ...)
+    overestimates, and a row that fits here fits the real tokenizer. The SFT script splits
+    again with the model's own tokenizer (`training/sft.split_to_fit`) for what this misses."""
+    ascii_chars = sum(ch.isascii() for ch in text)
+    return math.ceil(ascii_chars / ASCII_CHARS_PER_TOKEN) + (len(text) - ascii_chars) + MESSAGE_OVERHEAD
+
+
+class Split(BaseModel):
+    parts: list[list[Message]]
+    too_long_exchanges: int = 0  # single exchanges over cutoff_len: never truncated mid-reply, left out
+
+
+def split_at_turns(messages: list[Message], cutoff_len: int,
+                   count_tokens: Callable[[str], int] = estimate_tokens) -> Split:
+    """Rows over `cutoff_len` as consecutive parts of whole exchanges (user turns + the reply
+    that answers them), each part under the system prompt again."""
+    system = [m for m in messages[:1] if m.role == "system"]
+    budget = cutoff_len - sum(count_tokens(m.content) for m in system)
+    exchanges: list[list[Message]] = []
+    pending: list[Message] = []
+    for message in messages[len(system):]:
+        pending.append(message)
+        if message.role == "assistant":
+            exchanges.append(pending)
+            pending = []
+    parts: list[list[Message]] = []
+    part: list[Message] = []
+    used = too_long = 0
+    for exchange in exchanges:
+        cost = sum(count_tokens(m.content) for m in exchange)
+        if part and (cost > budget or used + cost > budget):
+            parts.append(part)
+            part, used = [], 0
+        if cost > budget:  # later exchanges start a new part: context before a gap is not kept
+            too_long += 1
+            continue
+        part += exchange
+        used += cost
+    if part:
+        parts.append(part)
+    return Split(parts=[system + p for p in parts], too_long_exchanges=too_long)
+
+
+class Corpus(BaseModel):
+    rows: list[CorpusRow]
+    too_long_exchanges: int = 0
+    split_rows: int = 0  # role-play dialogues that became more than one row
+
+
+def build_corpus(dialogues: list[CleanedDialogue], general: list[GeneralRow], config: CorpusConfig,
+                 count_tokens: Callable[[str], int] = estimate_tokens) -> Corpus:
+    rows: list[CorpusRow] = []
+    too_long = split_rows = 0
+    for d in dialogues:
+        split = split_at_turns(d.messages, config.cutoff_len, count_tokens)
+        too_long += split.too_long_exchanges
+        split_rows += len(split.parts) > 1
+        rows += [CorpusRow(id=content_id("row", [m.model_dump() for m in part]), source="roleplay",
+                           persona_id=d.persona_id, language=d.language, messages=part, parent_ids=[d.id])
+                 for part in split.parts]
     wanted = round(config.general_share / (1 - config.general_share) * len(rows)) if config.general_share else 0
     picked = random.Random(config.seed).sample(general, min(wanted, len(general)))
     rows += [
@@ -60,7 +125,7 @@ def build_corpus(dialogues: list[CleanedDialogue], general: list[GeneralRow], co
                   language=g.language, messages=g.messages, parent_ids=[g.id])
         for g in picked
     ]
-    return sorted(rows, key=lambda r: r.id)
+    return Corpus(rows=sorted(rows, key=lambda r: r.id), too_long_exchanges=too_long, split_rows=split_rows)
 
 
 def corpus_version(rows: list[CorpusRow]) -> str:
@@ -92,7 +157,8 @@ def llama_factory_dataset_info(file_name: str) -> dict:
             "file_name": file_name,
             "formatting": "sharegpt",
             "columns": {"messages": "conversations", "system": "system"},
-            "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"},
+            "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
+                     "system_tag": "system"},
         }
     }
 

@@ -1,15 +1,38 @@
-"""Offline language ID for short replies (lingua: n-gram models shipped in the wheel)."""
+"""Offline language ID for short replies (lingua: n-gram models shipped in the wheel), and
+detection of another language mixed into an otherwise in-language reply.
+
+The two are different failures: a reply whose dominant language is wrong is `wrong_language`;
+a reply in the right language with a substantial span of another one is `lang_mix`. Sticker
+text such as [委屈], kaomoji, short Latin acronyms and single loanwords or brand names
+("iPhone", "KTV") carry emotion or are normal usage, so they never count as a mix.
+"""
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
 
-from rp_pipeline.core.languages import LANGUAGES
+import regex
+
+from rp_pipeline.core.languages import LANGUAGES, scripts_of
 
 # Sticker text such as [委屈] and kaomoji carry emotion, not language.
-_NON_LANGUAGE = re.compile(r"\[[^\[\]]{1,8}\]|[^\w\s]+")
+STICKER = re.compile(r"\[[^\[\]\s]{1,8}\]")
+_NON_LANGUAGE = re.compile(STICKER.pattern + r"|[^\w\s]+")
 MIN_LETTERS = 4  # below this lingua guesses; short "ok"/"哈哈" replies are not judged
+
+_SCRIPT_NAMES = ("Han", "Hiragana", "Katakana", "Hangul", "Latin", "Cyrillic", "Arabic", "Hebrew", "Thai",
+                 "Devanagari", "Greek")
+# One alternation with a named group per script: finditer + lastgroup classifies runs in one pass.
+_SCRIPT_RUN = regex.compile("|".join(rf"(?P<{name}>[\p{{{name}}}\p{{M}}]+)" for name in _SCRIPT_NAMES))
+_SENTENCE = re.compile(r"[.!?;。！？；\n]+")
+# What makes a foreign span "substantial", per kind of script.
+MIX_LATIN_WORDS, MIX_LATIN_LETTERS = 3, 15  # one loanword or "Hello Kitty" is not a mix
+MIX_HAN_CHARS = 2
+MIX_OTHER_LETTERS = 3  # a lone "ω" or "ツ" inside a kaomoji is not a mix
+ACRONYM_MAX = 5  # "AI", "KTV", "NASA" are normal in any language
+MIX_SEGMENT_WORDS = 4  # same-script mix: a clause this long in another language
+MIX_CONFIDENCE = 0.7
 
 
 @lru_cache(maxsize=1)
@@ -27,3 +50,69 @@ def detect_language(text: str) -> str | None:
         return None
     lang = _detector().detect_language_of(letters)
     return lang.iso_code_639_1.name.lower() if lang else None
+
+
+def _foreign_runs(text: str, allowed: frozenset[str]) -> list[tuple[str, str]]:
+    """Maximal (script, text) spans of letters outside `allowed`; spaces and punctuation
+    between two runs of the same foreign script join them, any allowed letter splits them."""
+    runs: list[tuple[str, str]] = []
+    previous_end = -1
+    for match in _SCRIPT_RUN.finditer(text):
+        script = match.lastgroup
+        if script in allowed:
+            previous_end = -1
+            continue
+        if runs and runs[-1][0] == script and previous_end >= 0:
+            runs[-1] = (script, runs[-1][1] + text[previous_end:match.end()])
+        else:
+            runs.append((script, match.group()))
+        previous_end = match.end()
+    return runs
+
+
+def script_share(text: str, language: str) -> float:
+    """Share of the letters written in the scripts of `language` (1.0 when there are none)."""
+    counts = {name: 0 for name in _SCRIPT_NAMES}
+    for match in _SCRIPT_RUN.finditer(STICKER.sub(" ", text)):
+        counts[match.lastgroup] += len(match.group())
+    total = sum(counts.values())
+    return sum(counts[name] for name in scripts_of(language)) / total if total else 1.0
+
+
+def _substantial(script: str, span: str) -> bool:
+    if script == "Latin":
+        words = [w for w in regex.findall(r"[\p{Latin}\p{M}]+", span) if not (w.isupper() and len(w) <= ACRONYM_MAX)]
+        return len(words) >= MIX_LATIN_WORDS or (len(words) >= 2 and sum(map(len, words)) >= MIX_LATIN_LETTERS)
+    if script == "Han":
+        return sum(ch.isalpha() for ch in span) >= MIX_HAN_CHARS
+    return sum(ch.isalpha() for ch in span) >= MIX_OTHER_LETTERS
+
+
+def find_mixed_span(text: str, language: str) -> str | None:
+    """A substantial span of another language inside `text` (already without format tags or
+    image prompts), or None. Other scripts are found by Unicode script; for languages written
+    in Latin, a clause of several words that lingua assigns to another language counts too."""
+    text = STICKER.sub(" ", text)
+    allowed = scripts_of(language)
+    for script, span in _foreign_runs(text, allowed):
+        if _substantial(script, span):
+            return span.strip()
+    if "Latin" in allowed:
+        clauses = [c for c in _SENTENCE.split(text) if len(c.split()) >= MIX_SEGMENT_WORDS]
+        if len(clauses) >= 2:
+            for clause in clauses:
+                if _confidently_other(clause, language):
+                    return clause.strip()
+    return None
+
+
+def _confidently_other(clause: str, language: str) -> bool:
+    """Short clauses of related languages (es/pt/it) confuse lingua, so a clause counts as
+    foreign only when lingua is sure of another Latin-script language and not of ours."""
+    values = _detector().compute_language_confidence_values(_NON_LANGUAGE.sub(" ", clause))
+    if not values:
+        return False
+    top = values[0]
+    code = top.language.iso_code_639_1.name.lower()
+    ours = next((v.value for v in values if v.language.iso_code_639_1.name.lower() == language), 0.0)
+    return code != language and "Latin" in scripts_of(code) and top.value >= MIX_CONFIDENCE and ours < 0.1

@@ -27,6 +27,24 @@ LANGUAGES: dict[str, str] = {
 }
 
 
+# The writing systems a reply in each language may use (Unicode script names); every other
+# language is written in Latin. Language-mix detection flags letters outside these.
+SCRIPTS: dict[str, frozenset[str]] = {
+    "zh": frozenset({"Han"}),
+    "ja": frozenset({"Han", "Hiragana", "Katakana"}),
+    "ko": frozenset({"Hangul", "Han"}),
+    "ru": frozenset({"Cyrillic"}),
+    "ar": frozenset({"Arabic"}),
+    "th": frozenset({"Thai"}),
+    "hi": frozenset({"Devanagari"}),
+}
+LATIN = frozenset({"Latin"})
+
+
+def scripts_of(code: str) -> frozenset[str]:
+    return SCRIPTS.get(code, LATIN)
+
+
 def check_language(code: str) -> str:
     """Pydantic validator: accept only codes the whole pipeline supports."""
     if code not in LANGUAGES:

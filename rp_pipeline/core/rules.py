@@ -7,29 +7,37 @@ repair what slipped through, so both stages agree on what "bad" means.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from difflib import SequenceMatcher
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel
 
-from rp_pipeline.core.langid import detect_language
+from rp_pipeline.core.langid import detect_language, find_mixed_span, script_share
+from rp_pipeline.core.languages import scripts_of
 from rp_pipeline.core.models import Violation
 from rp_pipeline.core.reply_format import ReplyFormatError, parse_reply
 
 _STAGE_DIRECTION = re.compile(r"\*[^*\n]{1,40}\*|[（(]([^）)\n]{1,40})[）)]")
 _TAG = re.compile(r"<[^<>]*>")
+_EMOTION_LABEL = re.compile(r"<emotion>[^<>]*</emotion>")
+_IMAGE_BLOCK = re.compile(r"<img>.*?(?:</img>|$)", re.DOTALL)
+_NOTE = re.compile(r"^[*（(]\s*(?:注|备注|note|ooc)\b", re.IGNORECASE)  # a note is meta commentary
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
 ECHO_SIMILARITY = 0.8
 ECHO_MIN_BLOCK = 12  # a copied run of this many letters is an echo, whatever surrounds it
 
 
 class RuleSet(BaseModel):
-    """Phrase lists per language from `assets/rules/*.yaml`."""
+    """Phrase lists per language from `assets/rules/*.yaml`; `exceptions` maps a list name to
+    longer phrases that contain one of its phrases but do not mean it (再见到 is not 再见)."""
 
     assistant_speak: dict[str, list[str]]
     goodbye: dict[str, list[str]]
     meta_commentary: dict[str, list[str]]
+    exceptions: dict[str, list[str]]
 
     @classmethod
     def load(cls, rules_dir: Path) -> RuleSet:
@@ -42,10 +50,22 @@ class RuleSet(BaseModel):
 
         return cls(**{name: read(name) for name in cls.model_fields})
 
+    @cached_property
+    def patterns(self) -> dict[str, tuple[re.Pattern[str], re.Pattern[str]]]:
+        """Per list: (its phrases, its exceptions) as one compiled alternation each."""
+        return {kind: (_phrase_pattern(tuple(p for ps in getattr(self, kind).values() for p in ps)),
+                       _phrase_pattern(tuple(self.exceptions.get(kind, ()))))
+                for kind in ("assistant_speak", "goodbye", "meta_commentary")}
+
     def find(self, kind: str, text: str) -> str | None:
-        """The first phrase of list `kind` (any language) that occurs in `text`."""
-        match = _phrase_pattern(tuple(p for ps in getattr(self, kind).values() for p in ps)).search(text)
-        return match.group(0) if match else None
+        """The first phrase of list `kind` (any language) that occurs in `text` outside its exceptions."""
+        text = text.translate(_APOSTROPHES)
+        phrases, exceptions_pattern = self.patterns[kind]
+        exceptions = [m.span() for m in exceptions_pattern.finditer(text)]
+        for match in phrases.finditer(text):
+            if not any(start <= match.start() and match.end() <= end for start, end in exceptions):
+                return match.group(0)
+        return None
 
 
 @lru_cache(maxsize=32)
@@ -65,16 +85,24 @@ def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def visible_text(raw: str) -> str:
-    return _TAG.sub("", raw).strip()
+    """The reply without tags or emotion labels (a label is markup, not words)."""
+    return _TAG.sub("", _EMOTION_LABEL.sub("", raw)).strip()
+
+
+def spoken_text(raw: str) -> str:
+    """What the character says: the visible text without the image prompt (prompts are often
+    written in English whatever the persona speaks, so they are never judged for language)."""
+    return visible_text(_IMAGE_BLOCK.sub("", raw))
 
 
 def is_stage_direction(fragment: str) -> bool:
-    """`*blinks*` or `（笑着说）` is narration; `(＾▽＾)` is a kaomoji and stays."""
-    return sum(ch.isalpha() for ch in fragment) >= 2
+    """`*blinks*` or `（笑着说）` is narration; `(＾▽＾)` is a kaomoji and stays; `（注：…）` is a note
+    from the generator (meta commentary), not the character acting."""
+    return sum(ch.isalpha() for ch in fragment) >= 2 and not _NOTE.match(fragment)
 
 
 def _normalized(text: str) -> str:
-    return "".join(ch for ch in visible_text(text).casefold() if ch.isalnum())
+    return "".join(ch for ch in spoken_text(text).casefold() if ch.isalnum())
 
 
 def is_echo(reply: str, previous: str) -> bool:
@@ -84,6 +112,10 @@ def is_echo(reply: str, previous: str) -> bool:
         return False
     if min(len(mine), len(theirs)) >= 8 and (mine in theirs or theirs in mine):
         return True
+    # Exact pruning before SequenceMatcher (the costly part): matches never exceed shared characters.
+    shared = sum((Counter(mine) & Counter(theirs)).values())
+    if 2 * shared / (len(mine) + len(theirs)) < ECHO_SIMILARITY and shared < max(ECHO_MIN_BLOCK, len(mine) // 2):
+        return False
     matcher = SequenceMatcher(None, mine, theirs, autojunk=False)
     block = matcher.find_longest_match(0, len(mine), 0, len(theirs)).size
     return matcher.ratio() >= ECHO_SIMILARITY or block >= max(ECHO_MIN_BLOCK, len(mine) // 2)
@@ -113,7 +145,13 @@ def check_character_reply(raw: str, language: str, rules: RuleSet, last_user: st
         found.append(Violation(code="assistant_speak", detail=phrase))
     if phrase := rules.find("goodbye", text):
         found.append(Violation(code="goodbye", detail=phrase))
-    detected = detect_language(text)
-    if detected is not None and detected != language:
+    spoken = spoken_text(raw)
+    detected = detect_language(spoken)
+    # lingua can name the language of a short foreign span inside a reply mostly written in the
+    # persona's script; when the two languages share no script, the script majority decides.
+    if (detected is not None and detected != language
+            and (scripts_of(detected) & scripts_of(language) or script_share(spoken, language) <= 0.5)):
         found.append(Violation(code="wrong_language", detail=f"detected {detected}, expected {language}"))
+    elif span := find_mixed_span(spoken, language):
+        found.append(Violation(code="lang_mix", detail=span[:40]))
     return found

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dagster import AssetCheckResult, AssetCheckSeverity, PreviewWarning, asset_check
 
-from rp_pipeline.core.cleaning import quality_rates
+from rp_pipeline.core.cleaning.quality import quality_rates
 from rp_pipeline.core.models import CleanedDialogue, CorpusRow
 from rp_pipeline.defs.corpus import training_corpus
 from rp_pipeline.defs.dialogues import cleaned_dialogues

@@ -5,7 +5,8 @@ from collections import Counter
 
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
 
-from rp_pipeline.core.cleaning import dedupe
+from rp_pipeline.core.cleaning import ChatRow, to_drops
+from rp_pipeline.core.cleaning.corpus_filters import corpus_filters
 from rp_pipeline.core.corpus import (
     build_corpus,
     corpus_version,
@@ -16,7 +17,7 @@ from rp_pipeline.core.corpus import (
 from rp_pipeline.core.ids import content_id
 from rp_pipeline.core.models import CleanedDialogue, Dialogue, PreferencePair
 from rp_pipeline.core.preferences import regenerated_pairs, self_sample_pairs, to_trl
-from rp_pipeline.defs.metadata import counts_table, drop_counts, llm_metadata, md_table
+from rp_pipeline.defs.metadata import counts_table, llm_metadata, md_table
 from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
 
 GROUP = "corpus"
@@ -27,17 +28,24 @@ def _cleaned(by_partition: dict[str, list[dict]]) -> list[CleanedDialogue]:
     return [CleanedDialogue.model_validate(c) for key in sorted(by_partition) for c in by_partition[key]]
 
 
-@asset(group_name=GROUP, kinds={"huggingface", "parquet"}, owners=["team:data"], code_version="1",
+@asset(group_name=GROUP, kinds={"huggingface", "parquet"}, owners=["team:data"], code_version="2",
        ins={"cleaned_dialogues": AssetIn(metadata=ALL_PERSONAS)},
-       description="All cleaned dialogues plus a share of general instructions, exported as ShareGPT JSON, "
-                   "OpenAI messages JSONL, a Hugging Face dataset (save_to_disk + Parquet, with a card) and a "
-                   "LLaMA-Factory dataset_info.json.")
+       description="All cleaned dialogues (cross-persona duplicates and over-frequent openings removed, rows "
+                   "over cutoff_len split at turn boundaries) plus a share of general instructions, exported as "
+                   "ShareGPT JSON, OpenAI messages JSONL, a Hugging Face dataset (save_to_disk + Parquet, with a "
+                   "card) and a LLaMA-Factory dataset_info.json.")
 def training_corpus(context: AssetExecutionContext, cleaned_dialogues: dict[str, list[dict]],
                     pipeline: PipelineResource, lineage: LineageResource) -> dict:
     profile = pipeline.load_profile()
-    deduped = dedupe(_cleaned(cleaned_dialogues))
+    cleaned = _cleaned(cleaned_dialogues)
+    by_id = {c.id: c for c in cleaned}  # the id hashes the messages: one id, one content
+    # Duplicates and over-frequent openings across personas; a cut row keeps its cleaned id as its lineage parent.
+    kept, reports = corpus_filters([ChatRow(id=c.id, language=c.language, messages=c.messages) for c in cleaned],
+                                   profile.cleaning)
     general = load_general_rows(pipeline.assets / "general_sft" / "general.jsonl")
-    rows = build_corpus(deduped.kept, general, profile.corpus)
+    corpus = build_corpus([by_id[r.id].model_copy(update={"messages": r.messages}) for r in kept], general,
+                          profile.corpus)
+    rows = corpus.rows
     if not rows:
         raise ValueError("training corpus is empty: no cleaned dialogues survived (see cleaned_dialogues drops)")
     version = corpus_version(rows)
@@ -46,18 +54,23 @@ def training_corpus(context: AssetExecutionContext, cleaned_dialogues: dict[str,
     (out_dir / "rows.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
     lineage.record(
         context,
-        rows=[(r.id, r.parent_ids, {"source": r.source, "language": r.language, **({"persona_id": r.persona_id} if r.persona_id else {})})
+        rows=[(r.id, r.parent_ids, {"source": r.source, "language": r.language,
+                                    **({"persona_id": r.persona_id} if r.persona_id else {})})
               for r in rows] + [(version, [r.id for r in rows], {"path": str(out_dir)})],
-        drops=deduped.drops,
+        drops=to_drops(reports),
     )
     sources = Counter(r.source for r in rows)
+    codes = Counter(code for r in reports for code in r.codes)
+    codes["too_long"] += corpus.too_long_exchanges
     context.add_output_metadata({
         "corpus_version": version,
         "rows": len(rows),
         "general_share": MetadataValue.float(round(sources["general"] / len(rows), 3)),
         "languages": counts_table(language_distribution(rows), "language"),
         "personas": counts_table(Counter(r.persona_id for r in rows if r.persona_id), "persona"),
-        "cross_persona_drops": drop_counts(deduped.drops),
+        "cross_persona_drops_by_code": counts_table(+codes, "code", "count"),
+        "dialogues_split_at_cutoff": corpus.split_rows,
+        "cutoff_len": profile.corpus.cutoff_len,
         "path": MetadataValue.path(str(out_dir)),
     })
     return {"version": version, "dir": str(out_dir), "rows": len(rows), **{k: str(v) for k, v in paths.items()}}

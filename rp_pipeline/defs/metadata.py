@@ -1,12 +1,10 @@
 """What the Dagster UI shows about a materialization: costs, tables, sample dialogues."""
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dagster import MetadataValue
 
-from rp_pipeline.core.models import Drop
 from rp_pipeline.llm.client import CallRecord
 
 
@@ -35,10 +33,6 @@ def md_table(rows: Iterable[Mapping[str, Any]]) -> MetadataValue:
 def counts_table(counter: Mapping[str, int], key: str, value: str = "rows") -> MetadataValue:
     total = sum(counter.values()) or 1
     return md_table({key: k, value: n, "share": f"{n / total:.1%}"} for k, n in counter.items())
-
-
-def drop_counts(drops: list[Drop]) -> MetadataValue:
-    return counts_table(Counter(d.reason for d in drops), "reason", "count")
 
 
 def transcript_markdown(title: str, turns: Iterable[tuple[str, str]]) -> str:

@@ -63,6 +63,36 @@ def load_messages(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def split_to_fit(rows: list[dict[str, Any]], tokenizer, max_length: int) -> tuple[list[dict[str, Any]], int]:
+    """Rows over `max_length` tokens, counted with the model's own tokenizer, split at turn
+    boundaries under their system prompt (`core.corpus.split_at_turns`, the same split the
+    corpus does with a tokenizer-free estimate), so the trainer never truncates a reply.
+    Returns the rows and how many single exchanges were too long to keep."""
+    from rp_pipeline.core.corpus import split_at_turns
+    from rp_pipeline.core.models import Message
+
+    def templated(messages: list[dict[str, str]]) -> int:
+        return len(tokenizer(tokenizer.apply_chat_template(messages, tokenize=False),
+                             add_special_tokens=False)["input_ids"])
+
+    # What the chat template adds around one message (role markers), the largest over roles,
+    # +1 for a BPE merge across the boundary; measured after a system message so a template's
+    # default system prompt is not counted as overhead.
+    system = [{"role": "system", "content": ""}]
+    overhead = 1 + max(templated(system), *(templated(system + [{"role": r, "content": ""}]) - templated(system)
+                                            for r in ("user", "assistant")))
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"]) + overhead
+
+    out, too_long = [], 0
+    for row in rows:
+        split = split_at_turns([Message(**m) for m in row["messages"]], max_length, count)
+        out += [{"messages": [m.model_dump() for m in part]} for part in split.parts]
+        too_long += split.too_long_exchanges
+    return out, too_long
+
+
 def lora_config(r: int, alpha: int):
     from peft import LoraConfig
 
@@ -86,7 +116,12 @@ def train(cfg: SFTJob, pipes) -> dict[str, Any]:
         base = ensure_dense_base(cfg.base_model_dir, cfg.gguf_file)
     rows = load_messages(cfg.train_file)
     model, tokenizer = load_model_and_tokenizer(base, [])
-    pipes.log.info(f"sft: {len(rows)} rows, base {base}, {sum(p.numel() for p in model.parameters()):,} params")
+    loaded = len(rows)
+    rows, too_long = split_to_fit(rows, tokenizer, cfg.max_length)
+    if not rows:
+        raise ValueError(f"no training row fits max_length={cfg.max_length} tokens; raise max_length")
+    pipes.log.info(f"sft: {loaded} rows ({len(rows)} after splitting at max_length, {too_long} over-long "
+                   f"exchanges left out), base {base}, {sum(p.numel() for p in model.parameters()):,} params")
 
     staging = staging_dir(cfg.output_dir)
     args = SFTConfig(

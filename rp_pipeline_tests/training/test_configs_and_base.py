@@ -91,3 +91,28 @@ def test_ensure_dense_base_converts_gguf_exactly_and_keeps_chat_template(tiny_mo
     assert got_tok(text, return_tensors="pt")["input_ids"].tolist() == ids["input_ids"].tolist()
     with torch.no_grad():
         assert torch.allclose(ref(**ids).logits, got(**ids).logits, atol=1e-5)  # F32 GGUF: exact round trip
+
+
+def test_sft_splits_rows_over_max_length_with_the_model_tokenizer(tiny_model_dir):
+    from rp_pipeline.training.common import load_tokenizer
+    from rp_pipeline.training.sft import split_to_fit
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    system = {"role": "system", "content": "You are Mia, a cheerful barista."}
+    exchanges = [
+        [
+            {"role": "user", "content": f"你好，第{i}次见面"},
+            {"role": "assistant", "content": f"还不错，第{i}杯咖啡！<emotion>happy</emotion>"},
+        ]
+        for i in range(12)
+    ]
+    long_row = {"messages": [system] + [m for e in exchanges for m in e]}
+    rows, too_long = split_to_fit([long_row], tokenizer, max_length=128)
+    assert len(rows) > 1 and too_long == 0
+    assert all(r["messages"][0] == system for r in rows)
+    assert [m for r in rows for m in r["messages"][1:]] == long_row["messages"][1:]
+    for row in rows:  # what the trainer will see fits, with the chat template applied
+        templated = tokenizer.apply_chat_template(row["messages"], tokenize=False)
+        assert len(tokenizer(templated, add_special_tokens=False)["input_ids"]) <= 128
+    short = {"messages": long_row["messages"][:3]}
+    assert split_to_fit([short], tokenizer, max_length=128) == ([short], 0)

@@ -1,0 +1,60 @@
+"""Degenerate tails: per-turn simulation falls into loops (goodbye ping-pong, insult
+ping-pong) where replies repeat each other with small variations. The loop starts at the
+first reply that later ones repeat, so that is where the row is cut; a reply repeated once
+is cut by itself."""
+
+from __future__ import annotations
+
+from rp_pipeline.core.rules import spoken_text
+
+MIN_NEAR_CHARS = 4  # shorter replies repeat only when identical
+MIN_LOOP_REPEATS = 2  # one repeat is a repeated turn; two or more make a degenerate loop
+
+
+def normalized(raw: str) -> str:
+    """The spoken letters and digits, casefolded: what two replies are compared on."""
+    return "".join(ch for ch in spoken_text(raw).casefold() if ch.isalnum())
+
+
+def _bigrams(text: str) -> frozenset[str]:
+    return frozenset(text[i : i + 2] for i in range(len(text) - 1)) or frozenset({text})
+
+
+class _Reply:
+    """A reply's comparison key and bigrams, computed once per reply."""
+
+    def __init__(self, raw: str) -> None:
+        self.key = normalized(raw)
+        self.bigrams = _bigrams(self.key)
+
+
+def similar(a: _Reply, b: _Reply, threshold: float) -> bool:
+    if a.key == b.key:
+        return bool(a.key)
+    if min(len(a.key), len(b.key)) < MIN_NEAR_CHARS:
+        return False
+    return len(a.bigrams & b.bigrams) / len(a.bigrams | b.bigrams) >= threshold
+
+
+def find_loop(replies: list[tuple[int, str]], window: int, threshold: float) -> list[tuple[int, str]]:
+    """For (turn index, raw reply) pairs in order: (turn, detail) for each reply of the first
+    repetition, earliest first (the row is cut there); empty without one.
+
+    A reply repeating an earlier one within `window` replies starts a loop there when the
+    pattern keeps repeating (A A A, A B A B: every reply that repeats, or is repeated by,
+    another reply of the loop is flagged, and the loop's first reply is where it starts).
+    A single repeat (A B A) is only a repeated turn: it is flagged by itself."""
+    keys = [_Reply(raw) for _, raw in replies]
+    for j in range(1, len(keys)):
+        earlier = [i for i in range(max(0, j - window), j) if similar(keys[i], keys[j], threshold)]
+        if not earlier:
+            continue
+        start = earlier[0]
+        repeats = [k for k in range(start + 1, len(keys))
+                   if any(similar(keys[i], keys[k], threshold)
+                          for i in range(max(start, k - window), min(len(keys), k + window + 1)) if i != k)]
+        if len(repeats) < MIN_LOOP_REPEATS:
+            return [(replies[j][0], f"repeats turn {replies[start][0]}")]
+        return [(replies[start][0], "a loop starts here")] + [
+            (replies[k][0], f"repeats a reply of the loop from turn {replies[start][0]}") for k in repeats]
+    return []

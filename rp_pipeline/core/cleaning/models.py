@@ -1,0 +1,73 @@
+"""The records cleaning reads and writes: a chat row (the `messages` view every exporter and
+`rp clean` share), a per-turn verdict of one filter, and the report row of a flagged turn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rp_pipeline.core.models import LanguageCode, Message, NonEmptyStr
+
+REASON_CODES = (
+    "wrong_language", "lang_mix", "assistant_speak", "stage_direction", "goodbye", "too_long", "bad_format",
+    "meta_commentary", "empty", "echo", "repetition_loop", "near_duplicate", "exact_duplicate", "pii",
+    "symbol_debris", "overfrequent_pattern",
+    "too_few_turns",  # a row that was short before anything was cut (no turn to blame)
+)
+Action = Literal["drop", "cut", "repair", "flag"]
+
+
+class CleaningConfig(BaseModel):
+    min_exchanges: int = Field(2, ge=1, description="a row left with fewer assistant turns is dropped, not cut")
+    loop_window: int = Field(4, ge=1, description="a reply repeating one of this many previous replies is a loop")
+    loop_similarity: float = Field(0.75, gt=0, le=1, description="character-bigram Jaccard of two looping replies")
+    near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="MinHash Jaccard of near-duplicate rows")
+    pattern_chars: int = Field(6, ge=1, description="a reply's opening: its first N letters/digits")
+    pattern_max_share: float = Field(0.05, gt=0, le=1, description="cap on the share of replies with one opening")
+    pattern_min_count: int = Field(20, ge=1, description="the cap is never below this many replies")
+
+
+class ChatRow(BaseModel):
+    """One conversation: `{"id", "language", "messages": [{"role", "content"}]}`; a system
+    message, if any, comes first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: NonEmptyStr
+    language: LanguageCode
+    messages: list[Message] = Field(min_length=1)
+
+    @field_validator("messages")
+    @classmethod
+    def _system_first(cls, messages: list[Message]) -> list[Message]:
+        for index, message in enumerate(messages[1:], start=1):
+            if message.role == "system":
+                raise ValueError(f"messages.{index}: a system message is only allowed as the first message")
+        return messages
+
+
+class TurnReport(BaseModel):
+    """A flagged turn (or, with turn=None, a whole row) and what cleaning did about it.
+
+    drop: the row was removed; cut: the row was cut before this turn; repair: the turn was
+    rewritten and kept; flag: the turn also breaks a rule but was already removed by a cut.
+    """
+
+    id: str
+    turn: int | None
+    role: Literal["system", "user", "assistant"] | None
+    codes: list[str]
+    action: Action
+    details: list[str] = Field(default_factory=list, exclude=True)  # for lineage; not in report.jsonl
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one filter says about one turn: drop the turn (the row is cut there) or repair it."""
+
+    code: str
+    action: Literal["drop", "repair"]
+    detail: str = ""
+    repaired: str | None = None

@@ -1,0 +1,131 @@
+"""Whole dialogues: degenerate loops are cut at their start, drift is flagged turn by turn,
+and simulated Dialogue records go through the same code path as `rp clean` rows."""
+
+from __future__ import annotations
+
+from rp_pipeline.core.cleaning import dialogue_row, to_drops
+from rp_pipeline.core.models import Dialogue
+from rp_pipeline_tests.core.cleaning.helpers import clean, codes_by_turn, row
+
+E = "<emotion>{}</emotion>".format
+GOOD = [
+    ("你今天去哪了？", "去了趟花市，买了一盆多肉<emotion>happy</emotion>"),
+    ("好看吗？", "圆滚滚的，像个小包子<emotion>happy</emotion>"),
+    ("叫什么名字？", "还没想好，你帮我起一个？<emotion>neutral</emotion>"),
+]
+
+
+def _loop(n_turns: int) -> list[tuple[str, str]]:
+    users = ["你烦不烦啊", "滚吧你", "笨蛋"]
+    replies = [
+        "你才是笨蛋，拜拜！" + E("angry"),
+        "哼，你才是笨蛋，再见！" + E("angry"),
+        "你才是笨蛋，拜拜了！" + E("angry"),
+    ]
+    return [(users[i % 3], replies[i % 3]) for i in range(n_turns // 2)]
+
+
+def test_a_100_turn_goodbye_insult_loop_is_cut_at_its_start():
+    result = clean([row("zh", GOOD + _loop(100), opening=False)])
+    kept = result.kept[0].messages
+    assert len(kept) == 1 + 2 * len(GOOD)  # system + the good exchanges, nothing of the loop
+    assert [m.content for m in kept[2::2]] == [reply for _, reply in GOOD]
+    reports = {r.turn: r for r in result.reports}
+    loop_start = 2 * len(GOOD) + 2
+    assert reports[loop_start].action == "cut"
+    assert reports[loop_start].codes == ["goodbye", "repetition_loop"]
+    later = [reports[t] for t in range(loop_start + 2, 2 * len(GOOD) + 101, 2)]
+    assert len(later) == 49 and all(r.action == "flag" and "repetition_loop" in r.codes for r in later)
+    assert min(reports) == loop_start  # nothing before the loop was touched
+
+
+def test_a_loop_without_goodbyes_is_cut_where_it_starts_not_where_it_is_noticed():
+    replies = ["You're the idiot, not me!" + E("angry"), "Whatever, loser." + E("disgusted")]
+    looping = [("?", replies[i % 2]) for i in range(20)]
+    result = clean([row("en", looping)])  # two good opening exchanges, then the loop
+    assert codes_by_turn(result)[6] == {"repetition_loop"}  # first reply of the loop, not the first repeat (turn 10)
+    assert result.reports[0].action == "cut" and len(result.kept[0].messages) == 5
+
+
+def test_a_reply_repeated_once_is_cut_at_the_repeat():
+    replies = [
+        "I fixed a bike today" + E("happy"),
+        "The chain was rusty" + E("sad"),
+        "I fixed a bike today!" + E("happy"),
+    ]
+    result = clean([row("en", [("?", r) for r in replies])])
+    assert [(r.turn, r.codes, r.action) for r in result.reports] == [(10, ["repetition_loop"], "cut")]
+    assert len(result.kept[0].messages) == 9  # the two opening exchanges and the first two replies stay
+
+
+def test_a_loop_with_too_few_good_turns_before_it_drops_the_dialogue():
+    result = clean([row("zh", _loop(20), opening=False)])
+    assert result.kept == []
+    assert result.reports[0].turn == 2 and result.reports[0].action == "drop"
+    drops = to_drops(result.reports)
+    assert {d.reason for d in drops} == {"goodbye", "repetition_loop"}
+    assert all(d.row_id == "r1" for d in drops) and drops[0].detail.startswith("drop")
+
+
+def test_surreal_drift_is_flagged_turn_by_turn():
+    drift = [
+        ("你在干嘛", "我在月亮上的咖啡馆<emotion>happy</emotion><img><prompt>月亮上的咖啡馆</prompt></img>"),
+        ("啊？", "（叹气）月亮上的猫在弹钢琴<emotion>sad</emotion>"),
+        ("真的吗", "（注：角色此时陷入幻想）钢琴变成了鲸鱼<emotion>surprised</emotion>"),
+        (
+            "然后呢",
+            "鲸鱼在天上游泳<emotion>happy</emotion><img><prompt>鲸鱼</prompt><includePerson>maybe</includePerson></img>",
+        ),
+        ("好吧", "*眨眨眼* 你也变成鲸鱼了<emotion>happy</emotion><img><prompt>whale</prompt>"),
+    ]
+    result = clean([row("zh", drift)])
+    assert {r.turn: (r.codes, r.action) for r in result.reports} == {
+        6: (["bad_format"], "cut"),
+        8: (["stage_direction"], "flag"),
+        10: (["meta_commentary"], "flag"),
+        12: (["bad_format"], "flag"),
+        14: (["bad_format", "stage_direction"], "flag"),
+    }
+    assert len(result.kept[0].messages) == 5  # the two good opening exchanges
+
+
+def test_a_clean_dialogue_is_kept_unchanged():
+    original = row("zh", GOOD, opening=False)
+    result = clean([original])
+    assert result.reports == [] and result.kept == [original]
+
+
+def test_a_short_clean_row_is_dropped_as_too_few_turns():
+    result = clean([row("zh", GOOD[:1], opening=False)], min_exchanges=2)
+    assert result.kept == [] and [(r.turn, r.codes) for r in result.reports] == [(None, ["too_few_turns"])]
+
+
+def test_dialogue_records_keep_turn_numbers():
+    """Message i of the row is turn i of the dialogue (turn 0, the opening line, is in the
+    system prompt), so reports, lineage and DPO pairs all point at the same turn."""
+    turns = [{"role": "character", "content": "你来啦<emotion>happy</emotion>"}]
+    for user, reply in GOOD:
+        turns += [{"role": "user", "content": user}, {"role": "character", "content": reply}]
+    dialogue = Dialogue.model_validate(
+        {
+            "id": "dlg-1",
+            "persona_id": "lin",
+            "sample_id": "s",
+            "topic_id": "t",
+            "language": "zh",
+            "mode": "multi_agent",
+            "system_prompt": "你是林小满",
+            "stop_reason": "max_turns",
+            "scene": {"id": "cafe", "place": "咖啡店", "time": "晚上", "situation": "打烊前"},
+            "user": {
+                "personality": {"id": "p", "name": "p", "behaviours": ["a", "b"]},
+                "occupation": "学生",
+                "relationship": "朋友",
+            },
+            "turns": turns,
+        }
+    )
+    chat = dialogue_row(dialogue)
+    assert chat.messages[0].role == "system" and chat.messages[0].content == "你是林小满"
+    assert [m.content for m in chat.messages[1:]] == [t.content for t in dialogue.turns[1:]]
+    assert [m.role for m in chat.messages[1:]] == ["user", "assistant"] * 3

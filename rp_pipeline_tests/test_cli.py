@@ -1,0 +1,95 @@
+"""`rp clean`: any file in the chat-row schema is cleaned into kept.jsonl + report.jsonl;
+bad rows are named by line and field and skipped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from rp_pipeline.cli import main
+
+E = "<emotion>{}</emotion>".format
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _row(row_id: str, lang: str, pairs: list[tuple[str, str]], system: str = "You are Mia.") -> str:
+    messages = [{"role": "system", "content": system}]
+    for user, reply in pairs:
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": reply}]
+    return json.dumps({"id": row_id, "language": lang, "messages": messages}, ensure_ascii=False)
+
+
+GOOD_EN = [("Hi!", "Hey, you came back" + E("happy")), ("How are you?", "Tired but happy, you?" + E("neutral"))]
+GOOD_ZH = [("在吗", "在呢，刚忙完" + E("neutral")), ("吃了吗", "还没，你请我？" + E("happy"))]
+
+
+def test_clean_writes_kept_and_report_and_a_summary(tmp_path, capsys):
+    source = _write(
+        tmp_path / "in.jsonl",
+        [
+            _row("ok", "en", GOOD_EN),
+            _row("cut", "zh", GOOD_ZH + [("好吧", "好啦我先下线了，再见" + E("sad"))], system="你是小满"),
+            _row("dup", "en", GOOD_EN),
+            _row("repair", "en", GOOD_EN + [("Number?", "Call me at (415) 555-0132" + E("happy"))]),
+            '{"id": "bad", "language": "en", "messages": [{"role": "bot", "content": "hi"}]}',
+            "{not json",
+            "",
+        ],
+    )
+    code = main(["clean", str(source), "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert f"{source}:5: field messages.0.role" in err and f"{source}:6: not valid JSON" in err
+    kept = [json.loads(line) for line in (tmp_path / "out" / "kept.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in kept] == ["ok", "cut", "repair"]
+    assert set(kept[0]) == {"id", "language", "messages"} and kept[0]["messages"][0]["role"] == "system"
+    assert len(kept[1]["messages"]) == 5 and kept[2]["messages"][-1]["content"] == "Call me at ••••" + E("happy")
+    report = [json.loads(line) for line in (tmp_path / "out" / "report.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert report == [
+        {"id": "cut", "turn": 6, "role": "assistant", "codes": ["goodbye"], "action": "cut"},
+        {"id": "repair", "turn": 6, "role": "assistant", "codes": ["pii"], "action": "repair"},
+        {"id": "dup", "turn": None, "role": None, "codes": ["exact_duplicate"], "action": "drop"},
+    ]
+    assert "rows in 6  kept 3  cut 1  dropped 1  invalid 2  repaired turns 1" in out
+    lines = {line.split()[0]: line.split()[1] for line in out.splitlines()[3:] if len(line.split()) == 2}
+    assert (
+        lines["goodbye"] == "1" and lines["pii"] == "1" and lines["exact_duplicate"] == "1" and lines["lang_mix"] == "0"
+    )
+
+
+def test_unreadable_and_all_invalid_files_exit_non_zero(tmp_path, capsys):
+    assert main(["clean", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "out")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    assert main(["clean", str(binary), "--out", str(tmp_path / "out")]) == 2
+    invalid = _write(tmp_path / "invalid.jsonl", ['{"id": "x", "language": "en"}'])
+    assert main(["clean", str(invalid), "--out", str(tmp_path / "out")]) == 1
+    assert f"{invalid}:1: field messages: Field required" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_clean_takes_the_profile_settings(tmp_path, capsys):
+    source = _write(tmp_path / "in.jsonl", [_row("short", "en", GOOD_EN[:1])])
+    assert main(["clean", str(source), "--out", str(tmp_path / "default")]) == 0  # min_exchanges 2: dropped
+    assert (tmp_path / "default" / "kept.jsonl").read_text() == ""
+    assert main(["clean", str(source), "--out", str(tmp_path / "demo"), "--profile", "demo"]) == 0  # min 1
+    assert (tmp_path / "demo" / "kept.jsonl").read_text().count("\n") == 1
+
+
+def test_rp_clean_runs_as_a_command(tmp_path):
+    source = _write(tmp_path / "in.jsonl", [_row("ok", "en", GOOD_EN)])
+    proc = subprocess.run(
+        [sys.executable, "-m", "rp_pipeline.cli", "clean", str(source), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "rows in 1  kept 1" in proc.stdout and (tmp_path / "o" / "report.jsonl").read_text() == ""
