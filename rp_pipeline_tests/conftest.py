@@ -41,7 +41,7 @@ def write_test_assets(root: Path, **profile_overrides) -> Path:
             "base_model": "embedded",
             "sft_steps": 2,
             "dpo_steps": 1,
-            "max_length": 1024,
+            "max_length": 4096,  # the tiny tokenizer spends ~3 tokens on a CJK character
             "batch_size": 2,
             "eval_max_new_tokens": 8,
         },

@@ -227,6 +227,26 @@ def load_tokenizer(model_dir: str | Path):
     return tokenizer
 
 
+def message_token_counter(tokenizer) -> Callable[[str], int]:
+    """Tokens one message costs inside the chat template, counted with the model's own
+    tokenizer: its content plus what the template adds around it (role markers; the largest
+    over roles, +1 for a BPE merge across the boundary), measured after a system message so a
+    template's default system prompt is not counted as overhead."""
+
+    def templated(messages: list[dict[str, str]]) -> int:
+        return len(tokenizer(tokenizer.apply_chat_template(messages, tokenize=False),
+                             add_special_tokens=False)["input_ids"])
+
+    system = [{"role": "system", "content": ""}]
+    overhead = 1 + max(templated(system), *(templated(system + [{"role": r, "content": ""}]) - templated(system)
+                                            for r in ("user", "assistant")))
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"]) + overhead
+
+    return count
+
+
 def load_model_and_tokenizer(base_model_dir: str | Path, adapters: list[str] | list[Path] = ()):
     """Load the fp32 dense base from safetensors and merge each LoRA adapter in order, so
     later stages (DPO, quantization, eval) see one plain model."""

@@ -22,6 +22,7 @@ from rp_pipeline.training.common import (
     JobConfig,
     LossHistory,
     load_model_and_tokenizer,
+    message_token_counter,
     publish_dir,
     quiet_libraries,
     quiet_trainer,
@@ -67,6 +68,28 @@ def load_pairs(path: Path) -> list[dict[str, Any]]:
     ]
 
 
+def fit_prompts(pairs: list[dict[str, Any]], count_tokens, max_length: int) -> tuple[list[dict[str, Any]], int]:
+    """Shorten each prompt to fit `max_length` with its longer answer by dropping its oldest
+    exchanges at turn boundaries: the system prompt (the persona) and the turns the answers
+    reply to stay. A late turn of a long dialogue is a pair like any other, where TRL would
+    drop it whole. Returns the pairs and how many prompts were shortened."""
+    fitted, shortened = [], 0
+    for pair in pairs:
+        prompt = pair["prompt"]
+        system = prompt[:1] if prompt and prompt[0]["role"] == "system" else []
+        turns = prompt[len(system):]
+        fixed = max(sum(count_tokens(m["content"]) for m in pair[k]) for k in ("chosen", "rejected"))
+        fixed += sum(count_tokens(m["content"]) for m in system)
+        costs = [count_tokens(m["content"]) for m in turns]
+        start = 0
+        # drop whole exchanges from the front: everything up to and including the next reply
+        while fixed + sum(costs[start:]) > max_length and any(m["role"] == "assistant" for m in turns[start:]):
+            start += next(i for i, m in enumerate(turns[start:]) if m["role"] == "assistant") + 1
+        shortened += start > 0
+        fitted.append({**pair, "prompt": system + turns[start:]})
+    return fitted, shortened
+
+
 def train(cfg: DPOJob, pipes) -> dict[str, Any]:
     """Train a DPO LoRA on the merged SFT model and save it with metrics.json."""
     started = time.perf_counter()
@@ -79,7 +102,9 @@ def train(cfg: DPOJob, pipes) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     pairs = load_pairs(cfg.pairs_file)
     model, tokenizer = load_model_and_tokenizer(cfg.base_model_dir, [cfg.sft_adapter_dir])
-    pipes.log.info(f"dpo: {len(pairs)} pairs on base {cfg.base_model_dir} + sft {cfg.sft_adapter_dir}")
+    pairs, shortened = fit_prompts(pairs, message_token_counter(tokenizer), cfg.max_length)
+    pipes.log.info(f"dpo: {len(pairs)} pairs on base {cfg.base_model_dir} + sft {cfg.sft_adapter_dir}; "
+                   f"{shortened} prompts shortened to their latest turns to fit max_length={cfg.max_length}")
 
     staging = staging_dir(cfg.output_dir)
     args = DPOConfig(
@@ -111,10 +136,10 @@ def train(cfg: DPOJob, pipes) -> dict[str, Any]:
     quiet_trainer(trainer)
     t_train = time.perf_counter()
     if len(trainer.train_dataset) == 0:
-        # TRL drops pairs whose prompt alone fills max_length; say so instead of a sampler error.
+        # TRL drops pairs that still do not fit (a system prompt or answer alone over max_length).
         raise ValueError(
-            f"all {len(pairs)} preference pairs were dropped: their prompts are longer than "
-            f"max_length={cfg.max_length} tokens; raise max_length"
+            f"all {len(pairs)} preference pairs were dropped: even shortened to their latest turn, their "
+            f"prompts are longer than max_length={cfg.max_length} tokens; raise max_length"
         )
     trainer.train()
     train_s = time.perf_counter() - t_train
@@ -133,6 +158,7 @@ def train(cfg: DPOJob, pipes) -> dict[str, Any]:
         "reward_accuracy_history": h["rewards/accuracies"],
         "reward_margin_history": h["rewards/margins"],
         "train_rows": len(pairs),
+        "prompts_shortened": shortened,
         "steps": int(trainer.state.global_step),
         "final_loss": last("loss"),
         "final_reward_accuracy": last("rewards/accuracies"),

@@ -23,6 +23,7 @@ from rp_pipeline.training.common import (
     ensure_dense_base,
     has_dense_weights,
     load_model_and_tokenizer,
+    message_token_counter,
     publish_dir,
     quiet_libraries,
     quiet_trainer,
@@ -71,20 +72,7 @@ def split_to_fit(rows: list[dict[str, Any]], tokenizer, max_length: int) -> tupl
     from rp_pipeline.core.corpus import split_at_turns
     from rp_pipeline.core.models import Message
 
-    def templated(messages: list[dict[str, str]]) -> int:
-        return len(tokenizer(tokenizer.apply_chat_template(messages, tokenize=False),
-                             add_special_tokens=False)["input_ids"])
-
-    # What the chat template adds around one message (role markers), the largest over roles,
-    # +1 for a BPE merge across the boundary; measured after a system message so a template's
-    # default system prompt is not counted as overhead.
-    system = [{"role": "system", "content": ""}]
-    overhead = 1 + max(templated(system), *(templated(system + [{"role": r, "content": ""}]) - templated(system)
-                                            for r in ("user", "assistant")))
-
-    def count(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"]) + overhead
-
+    count = message_token_counter(tokenizer)
     out, too_long = [], 0
     for row in rows:
         split = split_at_turns([Message(**m) for m in row["messages"]], max_length, count)
