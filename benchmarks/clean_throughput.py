@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rp_pipeline.core.cleaning import ChatRow, CleaningConfig, clean_rows  # noqa: E402
-from rp_pipeline.core.rules import RuleSet  # noqa: E402
-from rp_pipeline.settings import REPO_ROOT  # noqa: E402
+from rp_pipeline.core.cleaning import ChatRow, CleaningConfig, clean_rows
+from rp_pipeline.core.rules import RuleSet
+from rp_pipeline.settings import REPO_ROOT
 
 EMOTIONS = ["happy", "neutral", "sad", "surprised", "angry"]
 # Per language: subjects, verbs, objects (a reply says "<subject> <verb> <object>, <tail>"), tails, user lines.

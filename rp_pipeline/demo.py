@@ -25,9 +25,9 @@ def run_demo(settings: Settings) -> int:
     dagster_home.mkdir(parents=True, exist_ok=True)
     from dagster import DagsterInstance
 
+    from rp_pipeline.defs.build import build_definitions
     from rp_pipeline.defs.personas import sync_persona_partitions
     from rp_pipeline.defs.resources import EMBEDDED_API_BASE_ENV
-    from rp_pipeline.defs.build import build_definitions
     from rp_pipeline.llm.config import load_llm_config
 
     instance = DagsterInstance.get()

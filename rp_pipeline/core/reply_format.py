@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from rp_pipeline.core.models import EMOTIONS
 
-_CLAUSE = re.compile(r"([^<>]+?)<emotion>\s*([A-Za-z]+)\s*</emotion>", re.S)
+_CLAUSE = re.compile(r"([^<>]+?)<emotion>\s*([A-Za-z]+)\s*</emotion>", re.DOTALL)
 _IMAGE = re.compile(
     r"<img>\s*<prompt>([^<>]+)</prompt>\s*<includePerson>\s*(true|false)\s*</includePerson>\s*</img>\s*$",
-    re.S,
+    re.DOTALL,
 )
 MAX_CHARS = 50
 MAX_CHARS_WITH_IMAGE = 80

@@ -12,12 +12,12 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, PipesSubprocessClient, asset
 
 from rp_pipeline.core.evaluation import (
-    play_scenarios,
     DIMENSIONS,
     automatic_metrics,
     judge_all,
     load_scenarios,
     mean_scores,
+    play_scenarios,
     transcript_turns,
 )
 from rp_pipeline.core.ids import content_id

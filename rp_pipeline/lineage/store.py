@@ -17,7 +17,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,7 +37,9 @@ MAX_DEPTH = 256
 
 CHECKPOINT_ASSETS = ("sft_checkpoint", "dpo_checkpoint", "quantized_model")
 
-_READ_ATTEMPTS = 3
+# A busy directory can be compacted again between retries; backing off 0.05 s .. 1 s rides
+# out several merges in a row (~3 s in all) before a read gives up.
+_READ_ATTEMPTS = 8
 T = TypeVar("T")
 
 
@@ -233,7 +235,7 @@ class LineageStore:
             except duckdb.IOException:
                 if attempt == _READ_ATTEMPTS - 1:
                     raise
-                time.sleep(0.05 * (attempt + 1))
+                time.sleep(min(0.05 * 2**attempt, 1.0))
             finally:
                 con.close()
         raise AssertionError("unreachable")
@@ -340,7 +342,7 @@ def _fetch_dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     fix_attrs, fix_ts = "attrs" in names, "ts" in names
     if not (fix_attrs or fix_ts):
         return rows
-    loads, utc = json.loads, timezone.utc
+    loads, utc = json.loads, UTC
     for row in rows:
         if fix_attrs and isinstance(attrs := row["attrs"], str):
             row["attrs"] = {} if attrs == "{}" else loads(attrs)

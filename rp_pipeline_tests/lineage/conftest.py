@@ -10,7 +10,7 @@ persona-bob ───────┴─► dlg-2 ─► turn-2, turn-2b (both dr
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ import pytest
 from rp_pipeline.lineage.models import LineageEvent, LLMCall
 from rp_pipeline.lineage.store import LineageStore
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 # asset, partition, row_id, parent_ids, extra fields
 HISTORY: list[tuple[str, str | None, str, list[str], dict]] = [

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-
 SCRIPTS = Path(__file__).resolve().parents[2] / "rp_pipeline" / "training"
 
 
