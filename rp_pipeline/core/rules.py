@@ -68,16 +68,21 @@ class RuleSet(BaseModel):
         return None
 
 
+# A word character of a script with word boundaries (not Han, kana or Hangul).
+_WORD_NOT_CJK = r"[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]"
+
+
 @lru_cache(maxsize=32)
 def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
     """One alternation; phrases that start or end with a letter match whole words only, so
-    "as an AI" does not fire on "has an aim" (CJK has no word boundaries and matches as is)."""
+    "as an AI" does not fire on "has an aim". CJK has no word boundaries: a CJK neighbour is
+    never part of the word, so "作为一个AI" still fires inside "作为一个AI助手"."""
     def bounded(phrase: str) -> str:
         body = re.escape(phrase)
         if phrase[:1].isascii() and phrase[:1].isalnum():
-            body = r"(?<!\w)" + body
+            body = rf"(?<!{_WORD_NOT_CJK})" + body
         if phrase[-1:].isascii() and phrase[-1:].isalnum():
-            body += r"(?!\w)"
+            body += rf"(?!{_WORD_NOT_CJK})"
         return body
 
     ordered = sorted(set(phrases), key=len, reverse=True)
