@@ -143,16 +143,12 @@ class FakeLLM:
             return json.dumps({"keywords": ["coffee", "cats", "rain", "films", "coffee"]})
         if role == "persona_writer":
             return json.dumps(DRAFTS.get(_write_in(text), DRAFTS["English"]), ensure_ascii=False)
-        if role == "judge":
-            return json.dumps(
-                {
-                    "human_likeness": 6,
-                    "purposefulness": 7,
-                    "consistency": 8,
-                    "attractiveness": 5,
-                    "rationale": "scripted",
-                }
-            )
+        if role == "judge":  # a conversation whose last reply brushes the user off rates low
+            last = [ln for ln in text.splitlines() if ln.startswith("character:")][-1:]
+            dull = bool(last) and any(w in last[0] for w in ("whatever", "随便"))
+            scores = (2, 2, 3, 2) if dull else (6, 7, 8, 5)
+            return json.dumps(dict(zip(("human_likeness", "purposefulness", "consistency", "attractiveness"), scores,
+                                       strict=True), rationale="scripted"))
         return 500
 
     def _handler(self):

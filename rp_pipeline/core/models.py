@@ -188,7 +188,7 @@ class CorpusRow(Record):
 class PreferencePair(Record):
     id: str
     persona_id: str
-    origin: Literal["regenerated", "self_sample"]
+    origin: Literal["regenerated", "self_sample", "judge_ranked"]
     prompt: list[Message]
     chosen: str
     rejected: str

@@ -1,18 +1,24 @@
 """Preference pairs for DPO (field notes 002: pairs sampled from the model itself and ranked).
 
-Two sources, both grounded in the reply rules rather than taste:
+Three sources:
 - regenerated: during simulation a character reply broke a rule and was regenerated; the
   accepted reply is chosen, the broken attempt rejected, with the same context.
 - self_sample: for a kept turn, the character model is sampled again; a sample that breaks
   a rule is the rejected side.
+- judge_ranked: the kept reply and the rule-clean samples of the same turn are scored by the
+  judge in context; the best is chosen and the worst rejected when they differ by at least
+  a margin (rules catch what is wrong, ranking teaches what is better).
 """
 
 from __future__ import annotations
 
 import asyncio
+from statistics import mean
 
+from rp_pipeline.core.evaluation import judge
 from rp_pipeline.core.ids import content_id, stable_seed
-from rp_pipeline.core.models import CleanedDialogue, Dialogue, PreferencePair
+from rp_pipeline.core.models import CleanedDialogue, Dialogue, PersonaCard, PreferencePair
+from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet, check_character_reply
 from rp_pipeline.llm.client import LLMClient
 
@@ -39,18 +45,50 @@ def regenerated_pairs(cleaned: CleanedDialogue, dialogue: Dialogue) -> list[Pref
 
 
 async def self_sample_pairs(
-    llm: LLMClient, rules: RuleSet, cleaned: CleanedDialogue, samples_per_turn: int = 1
-) -> list[PreferencePair]:
-    async def sample(index: int, k: int) -> PreferencePair | None:
+    policy: LLMClient, rules: RuleSet, cleaned: CleanedDialogue, samples_per_turn: int = 1,
+) -> tuple[list[PreferencePair], dict[int, list[str]]]:
+    """Rule-breaking samples as pairs, and the rule-clean samples per assistant turn index
+    (candidates for `judge_ranked_pairs`)."""
+    async def sample(index: int, k: int) -> tuple[int, str, list[str]]:
         prompt = [m.model_dump() for m in cleaned.messages[:index]]
-        text = (await llm.complete("character", prompt, seed=stable_seed("self-sample", cleaned.id, index, k))).strip()
-        violations = check_character_reply(text, cleaned.language, rules)
-        if not violations:
-            return None
-        return _pair(cleaned, index, cleaned.messages[index].content, text, [v.code for v in violations], "self_sample")
+        text = (await policy.complete("character", prompt, seed=stable_seed("self-sample", cleaned.id, index, k))).strip()
+        return index, text, [v.code for v in check_character_reply(text, cleaned.language, rules)]
 
     jobs = [sample(i, k) for i in range(2, len(cleaned.messages), 2) for k in range(samples_per_turn)]
-    return [p for p in await asyncio.gather(*jobs) if p is not None]
+    pairs: list[PreferencePair] = []
+    clean: dict[int, list[str]] = {}
+    for index, text, codes in await asyncio.gather(*jobs):
+        if codes:
+            pairs.append(_pair(cleaned, index, cleaned.messages[index].content, text, codes, "self_sample"))
+        elif text != cleaned.messages[index].content:
+            clean.setdefault(index, []).append(text)
+    return pairs, clean
+
+
+async def judge_ranked_pairs(
+    judge_llm: LLMClient, prompts: Prompts, card: PersonaCard, cleaned: CleanedDialogue,
+    candidates: dict[int, list[str]], min_margin: float = 1.0, max_turns: int | None = None,
+) -> list[PreferencePair]:
+    """For each turn with rule-clean alternatives, the judge scores the kept reply and every
+    alternative as the last reply of the conversation so far (mean of the four dimensions);
+    best vs worst becomes a pair when the gap is at least `min_margin`. A failed verdict
+    leaves that candidate out. `max_turns` bounds the judge calls per dialogue."""
+    async def score(index: int, k: int, reply: str) -> float | None:
+        turns = [{"role": "character" if m.role == "assistant" else m.role, "content": m.content}
+                 for m in cleaned.messages[1:index]] + [{"role": "character", "content": reply}]
+        verdict = await judge(judge_llm, prompts, card, turns, f"rank:{cleaned.id}:{index}:{k}")
+        if verdict is None:
+            return None
+        return mean([verdict.human_likeness, verdict.purposefulness, verdict.consistency, verdict.attractiveness])
+
+    pairs = []
+    for index, alternatives in sorted(candidates.items())[:max_turns]:
+        replies = [cleaned.messages[index].content, *alternatives]
+        scores = await asyncio.gather(*(score(index, k, r) for k, r in enumerate(replies)))
+        scored = sorted((s, r) for s, r in zip(scores, replies, strict=True) if s is not None)
+        if len(scored) >= 2 and scored[-1][0] - scored[0][0] >= min_margin:
+            pairs.append(_pair(cleaned, index, scored[-1][1], scored[0][1], ["ranked_lower"], "judge_ranked"))
+    return pairs
 
 
 def to_trl(pair: PreferencePair) -> dict:

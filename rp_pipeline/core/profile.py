@@ -50,6 +50,9 @@ class Profile(BaseModel):
     n_seed_samples: int = Field(8, ge=1)
     n_synthesized_personas: int = Field(1, ge=0)
     self_samples_per_turn: int = Field(1, ge=0)
+    ranked_turns_per_dialogue: int = Field(
+        2, ge=0, description="turns per dialogue whose rule-clean self-samples the judge ranks into pairs (0: none)")
+    ranking_min_margin: float = Field(1.0, ge=0, description="judge score gap (1-10 scale) for a ranked pair")
     simulation: SimulationConfig = SimulationConfig()
     cleaning: CleaningConfig = CleaningConfig()
     corpus: CorpusConfig = CorpusConfig()

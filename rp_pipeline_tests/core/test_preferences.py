@@ -1,0 +1,62 @@
+"""Preference pairs from self-samples and judge ranking, against the fake server."""
+
+from pathlib import Path
+
+from rp_pipeline.core.models import CleanedDialogue, Message
+from rp_pipeline.core.personas import load_persona_file
+from rp_pipeline.core.preferences import judge_ranked_pairs, to_trl
+from rp_pipeline.core.prompts import Prompts
+from rp_pipeline.llm.cache import ResponseCache
+from rp_pipeline.llm.client import LLMClient
+from rp_pipeline.llm.config import load_llm_config
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+
+
+def _dialogue(card) -> CleanedDialogue:
+    return CleanedDialogue(
+        id="clean-1", dialogue_id="dlg-1", persona_id=card.id, language=card.language,
+        messages=[
+            Message(role="system", content="persona"),
+            Message(role="user", content="今天好累"),
+            Message(role="assistant", content="辛苦啦<emotion>sad</emotion>"),
+            Message(role="user", content="想吃点甜的"),
+            Message(role="assistant", content="我给你留了一块芝士蛋糕<emotion>happy</emotion>"),
+        ],
+    )
+
+
+def _judge(fake_llm, tmp_path) -> LLMClient:
+    return LLMClient(load_llm_config(fake_llm.write_config(tmp_path / "m.yaml")), ResponseCache(tmp_path / "c.sqlite"))
+
+
+def test_the_judge_ranks_the_kept_reply_over_a_dull_sample_and_the_pair_keeps_its_context(fake_llm, tmp_path):
+    card = load_persona_file(ASSETS / "personas" / "lin-xiaoman.yaml")
+    cleaned = _dialogue(card)
+    judge = _judge(fake_llm, tmp_path)
+    candidates = {2: ["随便吧<emotion>neutral</emotion>"], 4: ["那我们去买奶茶吧<emotion>happy</emotion>"]}
+
+    pairs = judge.run(judge_ranked_pairs(judge, Prompts(ASSETS / "prompts"), card, cleaned, candidates))
+
+    # turn 2: kept 6.5 vs dull 2.25 -> a pair; turn 4: both rate 6.5 -> below the margin, no pair
+    assert len(pairs) == 1
+    (pair,) = pairs
+    assert pair.origin == "judge_ranked" and pair.rejected_codes == ["ranked_lower"]
+    assert pair.chosen == "辛苦啦<emotion>sad</emotion>" and pair.rejected.startswith("随便吧")
+    assert [m.content for m in pair.prompt] == ["persona", "今天好累"] and pair.parent_ids == ["clean-1"]
+    assert to_trl(pair)["rejected"] == [{"role": "assistant", "content": pair.rejected}]
+    assert sum(1 for c in judge.calls if c.role == "judge" and not c.cache_hit) == 4
+
+
+def test_a_failed_verdict_leaves_its_candidate_out_and_max_turns_bounds_the_calls(fake_llm, tmp_path):
+    card = load_persona_file(ASSETS / "personas" / "lin-xiaoman.yaml")
+    judge = _judge(fake_llm, tmp_path)
+    candidates = {2: ["随便吧<emotion>neutral</emotion>"], 4: ["whatever<emotion>neutral</emotion>"]}
+    # both verdicts of the first turn fail validation: 2 candidates x (1 try + max_repairs 2)
+    fake_llm.queue("judge", *(["not json"] * 6))
+
+    pairs = judge.run(judge_ranked_pairs(judge, Prompts(ASSETS / "prompts"), card, _dialogue(card), candidates,
+                                         max_turns=1))
+
+    assert pairs == []
+    assert len(judge.calls) == 6  # turn 4 (it would rank) is past max_turns and never judged
