@@ -11,6 +11,7 @@ row count, is what makes a glob over thousands of files slow.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -221,23 +222,26 @@ class LineageStore:
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
         present = {kind: any((self.root / kind).glob("*.parquet")) for kind in KINDS}
-        for statement in view_statements(self.root, present):
-            con.execute(statement)
+        try:
+            for statement in view_statements(self.root, present):
+                con.execute(statement)
+        except BaseException:
+            con.close()
+            raise
         return con
 
     def _read(self, body: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run `body` on a fresh connection, retrying when a segment listed at bind time
         was merged away by a concurrent compaction before the scan opened it."""
         for attempt in range(_READ_ATTEMPTS):
-            con = self.connect()
             try:
-                return body(con)
+                # connect() binds the views, which already lists the segment files
+                with contextlib.closing(self.connect()) as con:
+                    return body(con)
             except duckdb.IOException:
                 if attempt == _READ_ATTEMPTS - 1:
                     raise
                 time.sleep(min(0.05 * 2**attempt, 1.0))
-            finally:
-                con.close()
         raise AssertionError("unreachable")
 
     def _query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
