@@ -46,6 +46,10 @@ class JudgeScores(BaseModel):
     attractiveness: int = Field(ge=1, le=10)
     rationale: str = Field("", max_length=160)  # bounded so a constrained decoder cannot run out of tokens
 
+    @property
+    def overall(self) -> float:
+        return mean(getattr(self, dim) for dim in DIMENSIONS)
+
 
 def load_scenarios(path: Path, personas: dict[str, PersonaCard]) -> list[EvalScenario]:
     scenarios = [EvalScenario.model_validate(raw) for raw in yaml.safe_load(path.read_text(encoding="utf-8"))]

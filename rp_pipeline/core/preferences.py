@@ -13,7 +13,6 @@ Three sources:
 from __future__ import annotations
 
 import asyncio
-from statistics import mean
 
 from rp_pipeline.core.evaluation import judge
 from rp_pipeline.core.ids import content_id, stable_seed
@@ -77,9 +76,7 @@ async def judge_ranked_pairs(
         turns = [{"role": "character" if m.role == "assistant" else m.role, "content": m.content}
                  for m in cleaned.messages[1:index]] + [{"role": "character", "content": reply}]
         verdict = await judge(judge_llm, prompts, card, turns, f"rank:{cleaned.id}:{index}:{k}")
-        if verdict is None:
-            return None
-        return mean([verdict.human_likeness, verdict.purposefulness, verdict.consistency, verdict.attractiveness])
+        return None if verdict is None else verdict.overall
 
     pairs = []
     for index, alternatives in sorted(candidates.items())[:max_turns]:

@@ -106,13 +106,14 @@ def is_stage_direction(fragment: str) -> bool:
     return sum(ch.isalpha() for ch in fragment) >= 2 and not _NOTE.match(fragment)
 
 
-def _normalized(text: str) -> str:
+def normalized(text: str) -> str:
+    """The spoken letters and digits, casefolded: what echo, loop and duplicate checks compare."""
     return "".join(ch for ch in spoken_text(text).casefold() if ch.isalnum())
 
 
 def is_echo(reply: str, previous: str) -> bool:
     """The reply repeats the other side's last message (a failure of small simulators)."""
-    mine, theirs = _normalized(reply), _normalized(previous)
+    mine, theirs = normalized(reply), normalized(previous)
     if not mine or not theirs:
         return False
     if min(len(mine), len(theirs)) >= 8 and (mine in theirs or theirs in mine):

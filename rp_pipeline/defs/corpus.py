@@ -93,13 +93,15 @@ def preference_pairs(context: AssetExecutionContext, cleaned_dialogues: dict[str
     policy, judge_llm = llm.policy_client(), llm.client()
     context.log.info(f"{len(pairs)} pairs from regenerated replies; self-sampling {len(cleaned)} dialogues")
     if profile.self_samples_per_turn:
+        rules, prompts = pipeline.rules(), pipeline.prompts()
+
         async def sample_and_rank() -> list[PreferencePair]:
             found: list[PreferencePair] = []
             for c in cleaned:
-                broken, clean = await self_sample_pairs(policy, pipeline.rules(), c, profile.self_samples_per_turn)
+                broken, clean = await self_sample_pairs(policy, rules, c, profile.self_samples_per_turn)
                 found += broken
                 if profile.ranked_turns_per_dialogue and c.persona_id in cards:
-                    found += await judge_ranked_pairs(judge_llm, pipeline.prompts(), cards[c.persona_id], c, clean,
+                    found += await judge_ranked_pairs(judge_llm, prompts, cards[c.persona_id], c, clean,
                                                       profile.ranking_min_margin, profile.ranked_turns_per_dialogue)
             return found
         pairs += policy.run(sample_and_rank())

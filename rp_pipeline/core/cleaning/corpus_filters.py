@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from rp_pipeline.core.cleaning.loops import normalized
 from rp_pipeline.core.cleaning.models import ChatRow, CleaningConfig, TurnReport
 from rp_pipeline.core.cleaning.rows import cut_at
 from rp_pipeline.core.ids import content_hash
+from rp_pipeline.core.rules import normalized
 
 NUM_PERM = 64
 CJK_SHINGLE, ALPHABET_SHINGLE = 3, 5  # about one word either way

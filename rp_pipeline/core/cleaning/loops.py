@@ -5,15 +5,10 @@ is cut by itself."""
 
 from __future__ import annotations
 
-from rp_pipeline.core.rules import spoken_text
+from rp_pipeline.core.rules import normalized
 
 MIN_NEAR_CHARS = 4  # shorter replies repeat only when identical
 MIN_LOOP_REPEATS = 2  # one repeat is a repeated turn; two or more make a degenerate loop
-
-
-def normalized(raw: str) -> str:
-    """The spoken letters and digits, casefolded: what two replies are compared on."""
-    return "".join(ch for ch in spoken_text(raw).casefold() if ch.isalnum())
 
 
 def _bigrams(text: str) -> frozenset[str]:
