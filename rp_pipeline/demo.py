@@ -46,7 +46,8 @@ def run_demo(settings: Settings) -> int:
             stack.enter_context(mock.patch.dict(os.environ, {EMBEDDED_API_BASE_ENV: api_base}))
         _say("prepare_job: seed variables -> samples -> topic keywords -> synthesized personas")
         result = defs.resolve_job_def("prepare_job").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=quiet)
+            instance=instance, raise_on_error=False, run_config=quiet
+        )
         if not result.success:
             _say("prepare_job failed; see the run in the UI (make ui)")
             return 1
@@ -58,12 +59,15 @@ def run_demo(settings: Settings) -> int:
         for number, persona in enumerate(personas, start=1):
             _say(f"persona_job [{number}/{len(personas)}] {persona}: card -> dialogues -> cleaned dialogues")
             result = defs.resolve_job_def("persona_job").execute_in_process(
-                instance=instance, partition_key=persona, raise_on_error=False, run_config=quiet)
+                instance=instance, partition_key=persona, raise_on_error=False, run_config=quiet
+            )
             if not result.success:
                 failed.append(persona)
                 _say(f"  persona {persona} failed (the others go on); see the run in the UI")
         _say("train_job: corpus -> preference pairs -> SFT -> DPO -> int8 -> eval -> leaderboard")
-        result = defs.resolve_job_def("train_job").execute_in_process(instance=instance, raise_on_error=False, run_config=quiet)
+        result = defs.resolve_job_def("train_job").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=quiet
+        )
     minutes = (time.monotonic() - started) / 60
     _summary(settings, result.success, failed, minutes)
     return 0 if result.success and not failed else 1

@@ -128,9 +128,12 @@ class FakeLLM:
         if role == "dialogue_writer":  # the whole dialogue; its second character message breaks the rules
             count = int(re.search(r"Write the next (\d+) messages", text).group(1))
             lines = LANGUAGE_LINES.get(_write_in(text), LANGUAGE_LINES["English"])
-            turns = [{"role": "user", "content": f"{lines[i // 2 % len(lines)]} {i}"} if i % 2 == 0 else
-                     {"role": "character", "content": BAD_REPLY if i == 3 else _character_line(text, i)}
-                     for i in range(count)]
+            turns = [
+                {"role": "user", "content": f"{lines[i // 2 % len(lines)]} {i}"}
+                if i % 2 == 0
+                else {"role": "character", "content": BAD_REPLY if i == 3 else _character_line(text, i)}
+                for i in range(count)
+            ]
             return json.dumps({"turns": turns}, ensure_ascii=False)
         if role == "user_agent":
             lines = LANGUAGE_LINES.get(_write_in(text), LANGUAGE_LINES["English"])
@@ -147,8 +150,12 @@ class FakeLLM:
             last = [ln for ln in text.splitlines() if ln.startswith("character:")][-1:]
             dull = bool(last) and any(w in last[0] for w in ("whatever", "随便"))
             scores = (2, 2, 3, 2) if dull else (6, 7, 8, 5)
-            return json.dumps(dict(zip(("human_likeness", "purposefulness", "consistency", "attractiveness"), scores,
-                                       strict=True), rationale="scripted"))
+            return json.dumps(
+                dict(
+                    zip(("human_likeness", "purposefulness", "consistency", "attractiveness"), scores, strict=True),
+                    rationale="scripted",
+                )
+            )
         return 500
 
     def _handler(self):

@@ -23,7 +23,7 @@ def run_generation(
     sync_persona_partitions(instance, settings.assets_dir / "personas", [c["id"] for c in synthesized])
     return {
         key: defs.resolve_job_def("persona_job").execute_in_process(
-            instance=instance, partition_key=key, run_config=run_config, raise_on_error=False)
+            instance=instance, partition_key=key, run_config=run_config, raise_on_error=False
+        )
         for key in personas or instance.get_dynamic_partitions("personas")
     }
-

@@ -34,9 +34,9 @@ def test_clean_writes_kept_and_report_and_a_summary(tmp_path, capsys):
         tmp_path / "in.jsonl",
         [
             _row("ok", "en", GOOD_EN),
-            _row("cut", "zh", GOOD_ZH + [("好吧", "好啦我先下线了，再见" + E("sad"))], system="你是小满"),
+            _row("cut", "zh", [*GOOD_ZH, ("好吧", "好啦我先下线了，再见" + E("sad"))], system="你是小满"),
             _row("dup", "en", GOOD_EN),
-            _row("repair", "en", GOOD_EN + [("Number?", "Call me at (415) 555-0132" + E("happy"))]),
+            _row("repair", "en", [*GOOD_EN, ("Number?", "Call me at (415) 555-0132" + E("happy"))]),
             '{"id": "bad", "language": "en", "messages": [{"role": "bot", "content": "hi"}]}',
             "{not json",
             "",

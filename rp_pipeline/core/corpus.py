@@ -31,8 +31,11 @@ class GeneralRow(BaseModel):
 class CorpusConfig(BaseModel):
     general_share: float = Field(0.25, ge=0, description="share of general rows in the corpus")
     seed: int = 0
-    cutoff_len: int = Field(8192, ge=64, description="tokens per sample (LLaMA-Factory's cutoff_len); longer "
-                                                     "rows are split at turn boundaries")
+    cutoff_len: int = Field(
+        8192,
+        ge=64,
+        description="tokens per sample (LLaMA-Factory's cutoff_len); longer rows are split at turn boundaries",
+    )
 
     def model_post_init(self, __context: object) -> None:
         if self.general_share > 0.5:
@@ -70,15 +73,16 @@ class Split(BaseModel):
     too_long_exchanges: int = 0  # single exchanges over cutoff_len: never truncated mid-reply, left out
 
 
-def split_at_turns(messages: list[Message], cutoff_len: int,
-                   count_tokens: Callable[[str], int] = estimate_tokens) -> Split:
+def split_at_turns(
+    messages: list[Message], cutoff_len: int, count_tokens: Callable[[str], int] = estimate_tokens
+) -> Split:
     """Rows over `cutoff_len` as consecutive parts of whole exchanges (user turns + the reply
     that answers them), each part under the system prompt again."""
     system = [m for m in messages[:1] if m.role == "system"]
     budget = cutoff_len - sum(count_tokens(m.content) for m in system)
     exchanges: list[list[Message]] = []
     pending: list[Message] = []
-    for message in messages[len(system):]:
+    for message in messages[len(system) :]:
         pending.append(message)
         if message.role == "assistant":
             exchanges.append(pending)
@@ -107,22 +111,40 @@ class Corpus(BaseModel):
     split_rows: int = 0  # role-play dialogues that became more than one row
 
 
-def build_corpus(dialogues: list[CleanedDialogue], general: list[GeneralRow], config: CorpusConfig,
-                 count_tokens: Callable[[str], int] = estimate_tokens) -> Corpus:
+def build_corpus(
+    dialogues: list[CleanedDialogue],
+    general: list[GeneralRow],
+    config: CorpusConfig,
+    count_tokens: Callable[[str], int] = estimate_tokens,
+) -> Corpus:
     rows: list[CorpusRow] = []
     too_long = split_rows = 0
     for d in dialogues:
         split = split_at_turns(d.messages, config.cutoff_len, count_tokens)
         too_long += split.too_long_exchanges
         split_rows += len(split.parts) > 1
-        rows += [CorpusRow(id=content_id("row", [m.model_dump() for m in part]), source="roleplay",
-                           persona_id=d.persona_id, language=d.language, messages=part, parent_ids=[d.id])
-                 for part in split.parts]
+        rows += [
+            CorpusRow(
+                id=content_id("row", [m.model_dump() for m in part]),
+                source="roleplay",
+                persona_id=d.persona_id,
+                language=d.language,
+                messages=part,
+                parent_ids=[d.id],
+            )
+            for part in split.parts
+        ]
     wanted = round(config.general_share / (1 - config.general_share) * len(rows)) if config.general_share else 0
     picked = random.Random(config.seed).sample(general, min(wanted, len(general)))
     rows += [
-        CorpusRow(id=content_id("row", [m.model_dump() for m in g.messages]), source="general", persona_id=None,
-                  language=g.language, messages=g.messages, parent_ids=[g.id])
+        CorpusRow(
+            id=content_id("row", [m.model_dump() for m in g.messages]),
+            source="general",
+            persona_id=None,
+            language=g.language,
+            messages=g.messages,
+            parent_ids=[g.id],
+        )
         for g in picked
     ]
     return Corpus(rows=sorted(rows, key=lambda r: r.id), too_long_exchanges=too_long, split_rows=split_rows)
@@ -157,8 +179,13 @@ def llama_factory_dataset_info(file_name: str) -> dict:
             "file_name": file_name,
             "formatting": "sharegpt",
             "columns": {"messages": "conversations", "system": "system"},
-            "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
-                     "system_tag": "system"},
+            "tags": {
+                "role_tag": "from",
+                "content_tag": "value",
+                "user_tag": "human",
+                "assistant_tag": "gpt",
+                "system_tag": "system",
+            },
         }
     }
 
@@ -179,8 +206,16 @@ def export_corpus(rows: list[CorpusRow], out_dir: Path, version: str) -> dict[st
     paths["messages"].write_text("".join(json.dumps(to_messages(r), ensure_ascii=False) + "\n" for r in rows), "utf-8")
     paths["dataset_info"].write_text(json.dumps(llama_factory_dataset_info(paths["sharegpt"].name), indent=2), "utf-8")
     dataset = Dataset.from_list(
-        [{"id": r.id, "source": r.source, "persona_id": r.persona_id or "", "language": r.language,
-          "messages": [m.model_dump() for m in r.messages]} for r in rows]
+        [
+            {
+                "id": r.id,
+                "source": r.source,
+                "persona_id": r.persona_id or "",
+                "language": r.language,
+                "messages": [m.model_dump() for m in r.messages],
+            }
+            for r in rows
+        ]
     )
     dataset.info.description = f"rp_pipeline role-play corpus {version}"
     dataset.save_to_disk(str(paths["hf_dataset"]))

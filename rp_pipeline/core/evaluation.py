@@ -71,8 +71,9 @@ async def judge(llm: LLMClient, prompts: Prompts, card: PersonaCard, turns: list
     system prompt: enough to rate consistency, at a third of the prompt."""
     prompt = prompts.render("judge", card=card, transcript=turns)
     try:
-        return await llm.structured("judge", [{"role": "user", "content": prompt}], JudgeScores,
-                                    seed=stable_seed("judge", key))
+        return await llm.structured(
+            "judge", [{"role": "user", "content": prompt}], JudgeScores, seed=stable_seed("judge", key)
+        )
     except StructuredOutputError:
         return None  # counted as a judge failure; one unparseable verdict must not sink the evaluation
 
@@ -101,7 +102,9 @@ def automatic_metrics(replies: list[tuple[str, str]], rules: RuleSet) -> dict[st
 
     return {
         "format_valid_rate": rate(lambda c: "bad_format" not in c and "empty" not in c),
-        "in_language_rate": round(mean(detect_language(t) in (None, lang) for t, (lang, _) in zip(texts, replies)), 4),
+        "in_language_rate": round(
+            mean(detect_language(t) in (None, lang) for t, (lang, _) in zip(texts, replies, strict=True)), 4
+        ),
         "within_length_rate": rate(lambda c: "too_long" not in c),
         "assistant_speak_rate": rate(lambda c: "assistant_speak" in c),
         "rule_clean_rate": rate(lambda c: not c),
@@ -115,13 +118,17 @@ def mean_scores(scores: list[JudgeScores | None]) -> dict[str, float]:
     valid = [s for s in scores if s is not None]
     if not valid:
         raise ValueError(f"the judge returned no valid verdict for any of {len(scores)} transcripts")
-    return {**{dim: round(mean(getattr(s, dim) for s in valid), 3) for dim in DIMENSIONS},
-            "judge_failures": len(scores) - len(valid)}
+    return {
+        **{dim: round(mean(getattr(s, dim) for s in valid), 3) for dim in DIMENSIONS},
+        "judge_failures": len(scores) - len(valid),
+    }
 
 
-async def play_scenarios(llm: LLMClient, role: Role, scenarios: list[EvalScenario],
-                         system_prompts: dict[str, str]) -> dict[str, list[str]]:
+async def play_scenarios(
+    llm: LLMClient, role: Role, scenarios: list[EvalScenario], system_prompts: dict[str, str]
+) -> dict[str, list[str]]:
     """Answer each scripted user turn in order with the model behind `role`."""
+
     async def play(scenario: EvalScenario) -> list[str]:
         messages = [{"role": "system", "content": system_prompts[scenario.persona_id]}]
         replies: list[str] = []

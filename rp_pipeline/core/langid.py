@@ -21,8 +21,19 @@ STICKER = re.compile(r"\[[^\[\]\s]{1,8}\]")
 _NON_LANGUAGE = re.compile(STICKER.pattern + r"|[^\w\s]+")
 MIN_LETTERS = 4  # below this lingua guesses; short "ok"/"哈哈" replies are not judged
 
-_SCRIPT_NAMES = ("Han", "Hiragana", "Katakana", "Hangul", "Latin", "Cyrillic", "Arabic", "Hebrew", "Thai",
-                 "Devanagari", "Greek")
+_SCRIPT_NAMES = (
+    "Han",
+    "Hiragana",
+    "Katakana",
+    "Hangul",
+    "Latin",
+    "Cyrillic",
+    "Arabic",
+    "Hebrew",
+    "Thai",
+    "Devanagari",
+    "Greek",
+)
 # One alternation with a named group per script: finditer + lastgroup classifies runs in one pass.
 _SCRIPT_RUN = regex.compile("|".join(rf"(?P<{name}>[\p{{{name}}}\p{{M}}]+)" for name in _SCRIPT_NAMES))
 _SENTENCE = re.compile(r"[.!?;。！？；\n]+")
@@ -63,7 +74,7 @@ def _foreign_runs(text: str, allowed: frozenset[str]) -> list[tuple[str, str]]:
             previous_end = -1
             continue
         if runs and runs[-1][0] == script and previous_end >= 0:
-            runs[-1] = (script, runs[-1][1] + text[previous_end:match.end()])
+            runs[-1] = (script, runs[-1][1] + text[previous_end : match.end()])
         else:
             runs.append((script, match.group()))
         previous_end = match.end()
@@ -72,7 +83,7 @@ def _foreign_runs(text: str, allowed: frozenset[str]) -> list[tuple[str, str]]:
 
 def script_share(text: str, language: str) -> float:
     """Share of the letters written in the scripts of `language` (1.0 when there are none)."""
-    counts = {name: 0 for name in _SCRIPT_NAMES}
+    counts = dict.fromkeys(_SCRIPT_NAMES, 0)
     for match in _SCRIPT_RUN.finditer(STICKER.sub(" ", text)):
         counts[match.lastgroup] += len(match.group())
     total = sum(counts.values())

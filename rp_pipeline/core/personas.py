@@ -41,9 +41,7 @@ def load_persona_file(path: Path) -> PersonaCard:
     try:
         return PersonaCard.model_validate({**raw, "source": "authored"})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"field '{'.'.join(str(x) for x in err['loc'])}': {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"field '{'.'.join(str(x) for x in err['loc'])}': {err['msg']}" for err in exc.errors())
         raise PersonaCardError(f"{path}: {problems}") from exc
 
 

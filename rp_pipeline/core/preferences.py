@@ -22,12 +22,19 @@ from rp_pipeline.core.rules import RuleSet, check_character_reply
 from rp_pipeline.llm.client import LLMClient
 
 
-def _pair(cleaned: CleanedDialogue, index: int, chosen: str, rejected: str, codes: list[str], origin: str) -> PreferencePair:
+def _pair(
+    cleaned: CleanedDialogue, index: int, chosen: str, rejected: str, codes: list[str], origin: str
+) -> PreferencePair:
     prompt = cleaned.messages[:index]
     return PreferencePair(
         id=content_id("pair", {"prompt": [m.model_dump() for m in prompt], "chosen": chosen, "rejected": rejected}),
-        persona_id=cleaned.persona_id, origin=origin, prompt=prompt, chosen=chosen, rejected=rejected,
-        rejected_codes=codes, parent_ids=[cleaned.id],
+        persona_id=cleaned.persona_id,
+        origin=origin,
+        prompt=prompt,
+        chosen=chosen,
+        rejected=rejected,
+        rejected_codes=codes,
+        parent_ids=[cleaned.id],
     )
 
 
@@ -38,19 +45,33 @@ def regenerated_pairs(cleaned: CleanedDialogue, dialogue: Dialogue) -> list[Pref
     for index in range(2, len(cleaned.messages), 2):
         turn = dialogue.turns[index]
         for attempt in turn.rejected:
-            pairs.append(_pair(cleaned, index, cleaned.messages[index].content, attempt.content,
-                               [v.code for v in attempt.violations], "regenerated"))
+            pairs.append(
+                _pair(
+                    cleaned,
+                    index,
+                    cleaned.messages[index].content,
+                    attempt.content,
+                    [v.code for v in attempt.violations],
+                    "regenerated",
+                )
+            )
     return pairs
 
 
 async def self_sample_pairs(
-    policy: LLMClient, rules: RuleSet, cleaned: CleanedDialogue, samples_per_turn: int = 1,
+    policy: LLMClient,
+    rules: RuleSet,
+    cleaned: CleanedDialogue,
+    samples_per_turn: int = 1,
 ) -> tuple[list[PreferencePair], dict[int, list[str]]]:
     """Rule-breaking samples as pairs, and the rule-clean samples per assistant turn index
     (candidates for `judge_ranked_pairs`)."""
+
     async def sample(index: int, k: int) -> tuple[int, str, list[str]]:
         prompt = [m.model_dump() for m in cleaned.messages[:index]]
-        text = (await policy.complete("character", prompt, seed=stable_seed("self-sample", cleaned.id, index, k))).strip()
+        text = (
+            await policy.complete("character", prompt, seed=stable_seed("self-sample", cleaned.id, index, k))
+        ).strip()
         return index, text, [v.code for v in check_character_reply(text, cleaned.language, rules)]
 
     jobs = [sample(i, k) for i in range(2, len(cleaned.messages), 2) for k in range(samples_per_turn)]
@@ -65,16 +86,24 @@ async def self_sample_pairs(
 
 
 async def judge_ranked_pairs(
-    judge_llm: LLMClient, prompts: Prompts, card: PersonaCard, cleaned: CleanedDialogue,
-    candidates: dict[int, list[str]], min_margin: float = 1.0, max_turns: int | None = None,
+    judge_llm: LLMClient,
+    prompts: Prompts,
+    card: PersonaCard,
+    cleaned: CleanedDialogue,
+    candidates: dict[int, list[str]],
+    min_margin: float = 1.0,
+    max_turns: int | None = None,
 ) -> list[PreferencePair]:
     """For each turn with rule-clean alternatives, the judge scores the kept reply and every
     alternative as the last reply of the conversation so far (mean of the four dimensions);
     best vs worst becomes a pair when the gap is at least `min_margin`. A failed verdict
     leaves that candidate out. `max_turns` bounds the judge calls per dialogue."""
+
     async def score(index: int, k: int, reply: str) -> float | None:
-        turns = [{"role": "character" if m.role == "assistant" else m.role, "content": m.content}
-                 for m in cleaned.messages[1:index]] + [{"role": "character", "content": reply}]
+        turns = [
+            {"role": "character" if m.role == "assistant" else m.role, "content": m.content}
+            for m in cleaned.messages[1:index]
+        ] + [{"role": "character", "content": reply}]
         verdict = await judge(judge_llm, prompts, card, turns, f"rank:{cleaned.id}:{index}:{k}")
         return None if verdict is None else verdict.overall
 
@@ -95,4 +124,3 @@ def to_trl(pair: PreferencePair) -> dict:
         "chosen": [{"role": "assistant", "content": pair.chosen}],
         "rejected": [{"role": "assistant", "content": pair.rejected}],
     }
-

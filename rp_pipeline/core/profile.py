@@ -51,7 +51,8 @@ class Profile(BaseModel):
     n_synthesized_personas: int = Field(1, ge=0)
     self_samples_per_turn: int = Field(1, ge=0)
     ranked_turns_per_dialogue: int = Field(
-        2, ge=0, description="turns per dialogue whose rule-clean self-samples the judge ranks into pairs (0: none)")
+        2, ge=0, description="turns per dialogue whose rule-clean self-samples the judge ranks into pairs (0: none)"
+    )
     ranking_min_margin: float = Field(1.0, ge=0, description="judge score gap (1-10 scale) for a ranked pair")
     simulation: SimulationConfig = SimulationConfig()
     cleaning: CleaningConfig = CleaningConfig()

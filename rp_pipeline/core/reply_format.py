@@ -69,12 +69,15 @@ def parse_reply(raw: str) -> Reply:
         image = Image(prompt=match.group(1).strip(), include_person=match.group(2) == "true")
         text = text[: match.start()].rstrip()
     elif "<img" in text or "<prompt>" in text:
-        raise ReplyFormatError("malformed <img> tag (expected <img><prompt>…</prompt><includePerson>true|false</includePerson></img> at the end)")
+        raise ReplyFormatError(
+            "malformed <img> tag (expected "
+            "<img><prompt>…</prompt><includePerson>true|false</includePerson></img> at the end)"
+        )
     clauses: list[Clause] = []
     pos = 0
     for match in _CLAUSE.finditer(text):
         if match.start() != pos:
-            raise ReplyFormatError(f"unexpected text at offset {pos}: {text[pos:match.start()][:30]!r}")
+            raise ReplyFormatError(f"unexpected text at offset {pos}: {text[pos : match.start()][:30]!r}")
         label = match.group(2).lower()
         if label not in EMOTIONS:
             raise ReplyFormatError(f"unknown emotion label {label!r}; expected one of {list(EMOTIONS)}")

@@ -53,9 +53,13 @@ class RuleSet(BaseModel):
     @cached_property
     def patterns(self) -> dict[str, tuple[re.Pattern[str], re.Pattern[str]]]:
         """Per list: (its phrases, its exceptions) as one compiled alternation each."""
-        return {kind: (_phrase_pattern(tuple(p for ps in getattr(self, kind).values() for p in ps)),
-                       _phrase_pattern(tuple(self.exceptions.get(kind, ()))))
-                for kind in ("assistant_speak", "goodbye", "meta_commentary")}
+        return {
+            kind: (
+                _phrase_pattern(tuple(p for ps in getattr(self, kind).values() for p in ps)),
+                _phrase_pattern(tuple(self.exceptions.get(kind, ()))),
+            )
+            for kind in ("assistant_speak", "goodbye", "meta_commentary")
+        }
 
     def find(self, kind: str, text: str) -> str | None:
         """The first phrase of list `kind` (any language) that occurs in `text` outside its exceptions."""
@@ -77,6 +81,7 @@ def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
     """One alternation; phrases that start or end with a letter match whole words only, so
     "as an AI" does not fire on "has an aim". CJK has no word boundaries: a CJK neighbour is
     never part of the word, so "作为一个AI" still fires inside "作为一个AI助手"."""
+
     def bounded(phrase: str) -> str:
         body = re.escape(phrase)
         if phrase[:1].isascii() and phrase[:1].isalnum():
@@ -155,8 +160,11 @@ def check_character_reply(raw: str, language: str, rules: RuleSet, last_user: st
     detected = detect_language(spoken)
     # lingua can name the language of a short foreign span inside a reply mostly written in the
     # persona's script; when the two languages share no script, the script majority decides.
-    if (detected is not None and detected != language
-            and (scripts_of(detected) & scripts_of(language) or script_share(spoken, language) <= 0.5)):
+    if (
+        detected is not None
+        and detected != language
+        and (scripts_of(detected) & scripts_of(language) or script_share(spoken, language) <= 0.5)
+    ):
         found.append(Violation(code="wrong_language", detail=f"detected {detected}, expected {language}"))
     elif span := find_mixed_span(spoken, language):
         found.append(Violation(code="lang_mix", detail=span[:40]))

@@ -36,7 +36,9 @@ def load_seed_variables(seeds_dir: Path) -> SeedVariables:
     except ValidationError as exc:
         first = exc.errors()[0]
         table = first["loc"][0]
-        raise ValueError(f"{seeds_dir / f'{table}.yaml'}: invalid seed table at {first['loc']}: {first['msg']}") from exc
+        raise ValueError(
+            f"{seeds_dir / f'{table}.yaml'}: invalid seed table at {first['loc']}: {first['msg']}"
+        ) from exc
 
 
 def _cycle(rng: random.Random, items: Sequence[T], n: int) -> list[T]:
@@ -72,11 +74,14 @@ def sample_seeds(variables: SeedVariables, n: int, seed: int) -> list[SeedSample
 
 def coverage(variables: SeedVariables, samples: list[SeedSample]) -> dict[str, float]:
     """Share of each table's values that appear in the sample."""
+
     def share(used: set, table: Sequence) -> float:
         return round(len(used) / len(table), 3) if table else 0.0
 
     return {
-        "character_personalities": share({s.character_personality.id for s in samples}, variables.character_personalities),
+        "character_personalities": share(
+            {s.character_personality.id for s in samples}, variables.character_personalities
+        ),
         "user_personalities": share({s.user_personality.id for s in samples}, variables.user_personalities),
         "character_occupations": share({s.character_occupation for s in samples}, variables.character_occupations),
         "user_occupations": share({s.user_occupation for s in samples}, variables.user_occupations),

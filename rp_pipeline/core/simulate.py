@@ -14,7 +14,7 @@ with its reason codes, for cleaning to repair or drop.
 from __future__ import annotations
 
 import asyncio
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -28,7 +28,7 @@ from rp_pipeline.core.rules import RuleSet, check_character_reply, is_echo
 from rp_pipeline.llm.client import LLMClient, StructuredOutputError
 
 
-class SimulationMode(str, Enum):
+class SimulationMode(StrEnum):
     multi_agent = "multi_agent"
     single_call = "single_call"
 
@@ -64,7 +64,8 @@ class WrittenDialogue(BaseModel):
             expected = "user" if i % 2 == 0 else "character"
             if turn.role != expected:
                 raise ValueError(
-                    f"turns[{i}].role is {turn.role!r}; turns alternate user, character, starting with user")
+                    f"turns[{i}].role is {turn.role!r}; turns alternate user, character, starting with user"
+                )
         return self
 
 
@@ -74,8 +75,9 @@ class StopDecision(BaseModel):
 
 
 def user_card(sample: SeedSample) -> UserCard:
-    return UserCard(personality=sample.user_personality, occupation=sample.user_occupation,
-                    relationship=sample.relationship)
+    return UserCard(
+        personality=sample.user_personality, occupation=sample.user_occupation, relationship=sample.relationship
+    )
 
 
 def _one_line(text: str, limit: int = 200) -> str:
@@ -93,14 +95,18 @@ class DialogueSimulator:
     def __init__(self, llm: LLMClient, prompts: Prompts, rules: RuleSet, config: SimulationConfig):
         self.llm, self.prompts, self.rules, self.config = llm, prompts, rules, config
 
-    async def simulate(
-        self, persona: PersonaCard, sample: SeedSample, topics: TopicSet, index: int = 0
-    ) -> Dialogue:
+    async def simulate(self, persona: PersonaCard, sample: SeedSample, topics: TopicSet, index: int = 0) -> Dialogue:
         # The mode joins the id only when it is not the original multi-agent one, so ids (and
         # with them seeds and cached calls) of multi-agent dialogues stay what they were.
         config = self.config.model_dump(exclude={"mode"} if self.config.mode == SimulationMode.multi_agent else None)
-        key = {"persona": persona.model_dump(), "sample": sample.id, "topics": topics.id, "index": index,
-               "config": config, "prompts": self.prompts.version}
+        key = {
+            "persona": persona.model_dump(),
+            "sample": sample.id,
+            "topics": topics.id,
+            "index": index,
+            "config": config,
+            "prompts": self.prompts.version,
+        }
         dialogue_id = content_id("dlg", key)
         user = user_card(sample)
         if self.config.mode == SimulationMode.single_call:
@@ -108,16 +114,26 @@ class DialogueSimulator:
         else:
             turns, stop_reason = await self._run_agents(dialogue_id, persona, user, sample, topics)
         return Dialogue(
-            id=dialogue_id, persona_id=persona.id, sample_id=sample.id, topic_id=topics.id,
-            language=persona.language, mode=self.config.mode.value, system_prompt=system_prompt(persona, self.prompts),
-            scene=sample.scene, user=user, turns=turns, stop_reason=stop_reason,
+            id=dialogue_id,
+            persona_id=persona.id,
+            sample_id=sample.id,
+            topic_id=topics.id,
+            language=persona.language,
+            mode=self.config.mode.value,
+            system_prompt=system_prompt(persona, self.prompts),
+            scene=sample.scene,
+            user=user,
+            turns=turns,
+            stop_reason=stop_reason,
         )
 
-    async def _run_agents(self, dialogue_id: str, persona: PersonaCard, user: UserCard, sample: SeedSample,
-                          topics: TopicSet) -> tuple[list[Turn], str]:
+    async def _run_agents(
+        self, dialogue_id: str, persona: PersonaCard, user: UserCard, sample: SeedSample, topics: TopicSet
+    ) -> tuple[list[Turn], str]:
         language = LANGUAGES[persona.language]
-        character_system = system_prompt(persona, self.prompts) + "\n\n" + self.prompts.render(
-            "character_scene", scene=sample.scene)
+        character_system = (
+            system_prompt(persona, self.prompts) + "\n\n" + self.prompts.render("character_scene", scene=sample.scene)
+        )
         turns = [Turn(role="character", content=persona.opening_line)]
         user_turns = 0
         while len(turns) + 2 <= self.config.max_turns:
@@ -131,18 +147,30 @@ class DialogueSimulator:
                 return turns, "moderator"
         return turns, "max_turns"
 
-    async def _write_whole(self, dialogue_id: str, persona: PersonaCard, user: UserCard, sample: SeedSample,
-                           topics: TopicSet) -> tuple[list[Turn], str]:
+    async def _write_whole(
+        self, dialogue_id: str, persona: PersonaCard, user: UserCard, sample: SeedSample, topics: TopicSet
+    ) -> tuple[list[Turn], str]:
         lo, hi = self.config.min_turns, self.config.max_turns
         length = lo + stable_seed(dialogue_id, "length") % (hi - lo + 1)  # a stable length in [min, max]
         to_write = (length - 1) // 2 * 2  # after the opening line, ending on a character turn
         prompt = self.prompts.render(
-            "dialogue_writer", card=persona, system=system_prompt(persona, self.prompts), user=user,
-            scene=sample.scene, topics=topics.keywords, turns=to_write, language_name=LANGUAGES[persona.language])
+            "dialogue_writer",
+            card=persona,
+            system=system_prompt(persona, self.prompts),
+            user=user,
+            scene=sample.scene,
+            topics=topics.keywords,
+            turns=to_write,
+            language_name=LANGUAGES[persona.language],
+        )
         turns = [Turn(role="character", content=persona.opening_line)]
         try:
-            written = await self.llm.structured("dialogue_writer", [{"role": "user", "content": prompt}],
-                                                WrittenDialogue, seed=stable_seed(dialogue_id, "single_call"))
+            written = await self.llm.structured(
+                "dialogue_writer",
+                [{"role": "user", "content": prompt}],
+                WrittenDialogue,
+                seed=stable_seed(dialogue_id, "single_call"),
+            )
         except StructuredOutputError:
             return turns, "invalid_output"  # recorded, and cleaning drops a dialogue this short
         kept = written.turns[:to_write]
@@ -156,16 +184,35 @@ class DialogueSimulator:
             turns.append(Turn(role="character", content=text, violations=violations))
         return turns, "single_call"
 
-    async def _user_turn(self, dialogue_id: str, persona: PersonaCard, user: UserCard, sample: SeedSample,
-                         turns: list[Turn], topic: str | None) -> Turn:
+    async def _user_turn(
+        self,
+        dialogue_id: str,
+        persona: PersonaCard,
+        user: UserCard,
+        sample: SeedSample,
+        turns: list[Turn],
+        topic: str | None,
+    ) -> Turn:
         # Small models copy the other side when given a role-swapped chat; a transcript in
         # one message keeps the user agent in its own voice. An echo is sampled again.
-        prompt = self.prompts.render("user_agent", card=persona, user=user, scene=sample.scene, transcript=turns[-8:],
-                                     topic=topic, language_name=LANGUAGES[persona.language])
+        prompt = self.prompts.render(
+            "user_agent",
+            card=persona,
+            user=user,
+            scene=sample.scene,
+            transcript=turns[-8:],
+            topic=topic,
+            language_name=LANGUAGES[persona.language],
+        )
         text = ""
         for attempt in range(self.config.max_attempts):
-            text = _one_line(await self.llm.complete(
-                "user_agent", [{"role": "user", "content": prompt}], seed=stable_seed(dialogue_id, len(turns), attempt)))
+            text = _one_line(
+                await self.llm.complete(
+                    "user_agent",
+                    [{"role": "user", "content": prompt}],
+                    seed=stable_seed(dialogue_id, len(turns), attempt),
+                )
+            )
             if not is_echo(text, turns[-1].content):
                 break
         return Turn(role="user", content=text, topic=topic)
@@ -177,12 +224,17 @@ class DialogueSimulator:
             # A reminder after the user's message (generation only, never stored): small models
             # follow what is closest to the end of the prompt.
             codes = ", ".join(v.code for v in rejected[-1].violations) if rejected else ""
-            hint = self.prompts.render("character_turn", card=persona, codes=codes,
-                                       language_name=LANGUAGES[persona.language])
-            messages = [{"role": "system", "content": system}] + history[:-1] + [
-                {"role": "user", "content": f"{history[-1]['content']}\n\n{hint}"}]
-            text = (await self.llm.complete(
-                "character", messages, seed=stable_seed(dialogue_id, len(turns), attempt))).strip()
+            hint = self.prompts.render(
+                "character_turn", card=persona, codes=codes, language_name=LANGUAGES[persona.language]
+            )
+            messages = [
+                {"role": "system", "content": system},
+                *history[:-1],
+                {"role": "user", "content": f"{history[-1]['content']}\n\n{hint}"},
+            ]
+            text = (
+                await self.llm.complete("character", messages, seed=stable_seed(dialogue_id, len(turns), attempt))
+            ).strip()
             violations = check_character_reply(text, persona.language, self.rules, last_user=turns[-1].content)
             if not violations:
                 return Turn(role="character", content=text, rejected=rejected)
@@ -190,23 +242,35 @@ class DialogueSimulator:
         last = rejected.pop()
         return Turn(role="character", content=last.content, violations=last.violations, rejected=rejected)
 
-    async def _scene_topic(self, dialogue_id: str, sample: SeedSample, topics: TopicSet,
-                           turns: list[Turn], language: str) -> str:
-        prompt = self.prompts.render("scene_agent", scene=sample.scene, keywords=topics.keywords,
-                                     transcript=turns[-6:], language_name=language)
-        text = await self.llm.complete("scene_agent", [{"role": "user", "content": prompt}],
-                                       seed=stable_seed(dialogue_id, len(turns), "topic"))
+    async def _scene_topic(
+        self, dialogue_id: str, sample: SeedSample, topics: TopicSet, turns: list[Turn], language: str
+    ) -> str:
+        prompt = self.prompts.render(
+            "scene_agent", scene=sample.scene, keywords=topics.keywords, transcript=turns[-6:], language_name=language
+        )
+        text = await self.llm.complete(
+            "scene_agent", [{"role": "user", "content": prompt}], seed=stable_seed(dialogue_id, len(turns), "topic")
+        )
         return _one_line(text, limit=80)
 
     async def _should_stop(self, dialogue_id: str, turns: list[Turn]) -> bool:
         n = len(turns)
         if n < self.config.min_turns or (n - self.config.min_turns) % self.config.moderator_every > 1:
             return False
-        prompt = self.prompts.render("moderator", transcript=turns[-10:], turns=n,
-                                     min_turns=self.config.min_turns, max_turns=self.config.max_turns)
+        prompt = self.prompts.render(
+            "moderator",
+            transcript=turns[-10:],
+            turns=n,
+            min_turns=self.config.min_turns,
+            max_turns=self.config.max_turns,
+        )
         try:
-            decision = await self.llm.structured("moderator", [{"role": "user", "content": prompt}], StopDecision,
-                                                 seed=stable_seed(dialogue_id, n, "moderator"))
+            decision = await self.llm.structured(
+                "moderator",
+                [{"role": "user", "content": prompt}],
+                StopDecision,
+                seed=stable_seed(dialogue_id, n, "moderator"),
+            )
         except StructuredOutputError:
             return False  # no usable verdict: go on to max_turns rather than lose the dialogue
         return decision.stop

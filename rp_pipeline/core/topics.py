@@ -36,8 +36,9 @@ async def write_topics(llm: LLMClient, prompts: Prompts, samples: list[SeedSampl
             "topic_writer", [{"role": "user", "content": prompt}], TopicList, seed=stable_seed("topics", sample.id)
         )
         keywords = dedupe_keywords(result.keywords)
-        return TopicSet(id=content_id("topic", {"sample": sample.id, "keywords": keywords}),
-                        sample_id=sample.id, keywords=keywords)
+        return TopicSet(
+            id=content_id("topic", {"sample": sample.id, "keywords": keywords}), sample_id=sample.id, keywords=keywords
+        )
 
     return list(await asyncio.gather(*(one(s) for s in samples)))
 
@@ -50,7 +51,9 @@ async def synthesize_personas(
             "persona_writer", sample=sample, topics=topics, language_name=LANGUAGES[sample.language]
         )
         draft = await llm.structured(
-            "persona_writer", [{"role": "user", "content": prompt}], PersonaDraft,
+            "persona_writer",
+            [{"role": "user", "content": prompt}],
+            PersonaDraft,
             seed=stable_seed("persona", sample.id),
         )
         return card_from_draft(draft, sample, topics)

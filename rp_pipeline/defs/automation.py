@@ -28,16 +28,27 @@ persona_job = define_asset_job(
 )
 train_job = define_asset_job(
     "train_job",
-    selection=AssetSelection.assets("training_corpus", "preference_pairs", "sft_checkpoint", "dpo_checkpoint",
-                                    "quantized_model", "eval_scores", "leaderboard"),
+    selection=AssetSelection.assets(
+        "training_corpus",
+        "preference_pairs",
+        "sft_checkpoint",
+        "dpo_checkpoint",
+        "quantized_model",
+        "eval_scores",
+        "leaderboard",
+    ),
     description="Corpus -> SFT -> DPO -> int8 model -> evaluation -> leaderboard (with the corpus gate).",
 )
 JOBS = [prepare_job, persona_job, train_job]
 
 
-@sensor(job=persona_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
-        description="Adds a personas partition for every new assets/personas/*.yaml card and every newly "
-                    "synthesized card, and requests persona_job for just those partitions.")
+@sensor(
+    job=persona_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Adds a personas partition for every new assets/personas/*.yaml card and every newly "
+    "synthesized card, and requests persona_job for just those partitions.",
+)
 def new_personas_sensor(context: SensorEvaluationContext, pipeline: PipelineResource) -> SensorResult:
     event = context.instance.get_latest_materialization_event(AssetKey("synthesized_personas"))
     materialization = event.asset_materialization if event else None

@@ -10,10 +10,20 @@ from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineRes
 from rp_pipeline.settings import Settings
 
 ASSETS = [
-    seeds.seed_variables, seeds.seed_samples, topics.topic_keywords, topics.synthesized_personas,
-    personas.persona_cards, dialogues.dialogues, dialogues.cleaned_dialogues, corpus.training_corpus,
-    corpus.preference_pairs, training.sft_checkpoint, training.dpo_checkpoint, training.quantized_model,
-    evaluation.eval_scores, evaluation.leaderboard,
+    seeds.seed_variables,
+    seeds.seed_samples,
+    topics.topic_keywords,
+    topics.synthesized_personas,
+    personas.persona_cards,
+    dialogues.dialogues,
+    dialogues.cleaned_dialogues,
+    corpus.training_corpus,
+    corpus.preference_pairs,
+    training.sft_checkpoint,
+    training.dpo_checkpoint,
+    training.quantized_model,
+    evaluation.eval_scores,
+    evaluation.leaderboard,
 ]
 
 

@@ -21,8 +21,11 @@ def _gate(rates: dict[str, float], **extra) -> AssetCheckResult:
     """Bad rates block (ERROR); no turns at all is a warning: nothing bad can reach training
     from it, but the team should see a persona whose dialogues were all cleaned away."""
     if rates["assistant_turns"] == 0:
-        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN,
-                                metadata={**rates, **extra, "failing": "no training turns survived cleaning"})
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            metadata={**rates, **extra, "failing": "no training turns survived cleaning"},
+        )
     failing = [k for k in ("format_valid_rate", "in_language_rate") if rates[k] < MIN_RATE]
     return AssetCheckResult(
         passed=not failing,
@@ -31,15 +34,22 @@ def _gate(rates: dict[str, float], **extra) -> AssetCheckResult:
     )
 
 
-@asset_check(asset=cleaned_dialogues, blocking=True, partitions_def=personas_partitions,
-             description=f"Character turns are in the reply format and the persona's language (>= {MIN_RATE:.0%}).")
+@asset_check(
+    asset=cleaned_dialogues,
+    blocking=True,
+    partitions_def=personas_partitions,
+    description=f"Character turns are in the reply format and the persona's language (>= {MIN_RATE:.0%}).",
+)
 def cleaned_dialogues_quality(cleaned_dialogues: list[dict]) -> AssetCheckResult:
     dialogues = [CleanedDialogue.model_validate(d) for d in cleaned_dialogues]
     return _gate(quality_rates([(d.language, d.messages) for d in dialogues]), dialogues=len(dialogues))
 
 
-@asset_check(asset=training_corpus, blocking=True,
-             description=f"Role-play rows are format-valid and in-language (>= {MIN_RATE:.0%}); general share <= 50%.")
+@asset_check(
+    asset=training_corpus,
+    blocking=True,
+    description=f"Role-play rows are format-valid and in-language (>= {MIN_RATE:.0%}); general share <= 50%.",
+)
 def training_corpus_quality(training_corpus: dict) -> AssetCheckResult:
     lines = (Path(training_corpus["dir"]) / "rows.jsonl").read_text(encoding="utf-8").splitlines()
     rows = [CorpusRow.model_validate(json.loads(line)) for line in lines]
@@ -47,6 +57,9 @@ def training_corpus_quality(training_corpus: dict) -> AssetCheckResult:
     general_share = round(1 - len(roleplay) / len(rows), 3) if rows else 0.0
     result = _gate(quality_rates(roleplay), rows=len(rows), general_share=general_share)
     if general_share > 0.5:
-        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR,
-                                metadata={**result.metadata, "failing": "general_share > 0.5"})
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={**result.metadata, "failing": "general_share > 0.5"},
+        )
     return result

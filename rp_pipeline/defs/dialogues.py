@@ -18,78 +18,118 @@ GROUP = "dialogues"
 
 class DialoguesConfig(Config):
     mode: SimulationMode | None = Field(
-        None, description="multi_agent or single_call for this run; default: the profile's simulation.mode")
+        None, description="multi_agent or single_call for this run; default: the profile's simulation.mode"
+    )
 
 
-@asset(group_name=GROUP, partitions_def=personas_partitions, kinds={"litellm"}, owners=["team:data"],
-       code_version="1",
-       description="Dialogues simulated by four agents (character, user agent, scene agent, moderator), "
-                   "all of a persona's dialogues at once under the LLM concurrency limit; character replies "
-                   "that break the reply rules are regenerated, and the rejected attempts are kept for DPO. "
-                   "Run config `mode: single_call` has one LLM write each dialogue in one call instead.")
-def dialogues(context: AssetExecutionContext, config: DialoguesConfig, persona_cards: dict, seed_samples: list[dict],
-              topic_keywords: list[dict], pipeline: PipelineResource, llm: LLMResource,
-              lineage: LineageResource) -> list[Dialogue]:
+@asset(
+    group_name=GROUP,
+    partitions_def=personas_partitions,
+    kinds={"litellm"},
+    owners=["team:data"],
+    code_version="1",
+    description="Dialogues simulated by four agents (character, user agent, scene agent, moderator), "
+    "all of a persona's dialogues at once under the LLM concurrency limit; character replies "
+    "that break the reply rules are regenerated, and the rejected attempts are kept for DPO. "
+    "Run config `mode: single_call` has one LLM write each dialogue in one call instead.",
+)
+def dialogues(
+    context: AssetExecutionContext,
+    config: DialoguesConfig,
+    persona_cards: dict,
+    seed_samples: list[dict],
+    topic_keywords: list[dict],
+    pipeline: PipelineResource,
+    llm: LLMResource,
+    lineage: LineageResource,
+) -> list[Dialogue]:
     profile = pipeline.load_profile()
     simulation = profile.simulation.model_copy(update={"mode": config.mode or profile.simulation.mode})
     card = PersonaCard.model_validate(persona_cards)
     samples = [SeedSample.model_validate(s) for s in seed_samples]
     topics = {t["sample_id"]: TopicSet.model_validate(t) for t in topic_keywords}
-    jobs = [(card, sample, topics[sample.id], i)
-            for i, sample in enumerate(assign_samples(card, samples, simulation.dialogues_per_persona))]
+    jobs = [
+        (card, sample, topics[sample.id], i)
+        for i, sample in enumerate(assign_samples(card, samples, simulation.dialogues_per_persona))
+    ]
     client = llm.client()
     simulator = DialogueSimulator(client, pipeline.prompts(), pipeline.rules(), simulation)
     context.log.info(f"simulating {len(jobs)} dialogue(s) for {card.name} ({card.language}), {simulation.mode.value}")
     result = client.run(simulate_many(simulator, jobs))
     context.log.info(f"{sum(len(d.turns) for d in result)} turns from {len(client.calls)} LLM calls")
     card_row = persona_row_id(card)
-    lineage.record(context, rows=[(d.id, [card_row, d.sample_id, d.topic_id], {"persona_id": card.id})
-                                  for d in result], calls=client.calls)
+    lineage.record(
+        context,
+        rows=[(d.id, [card_row, d.sample_id, d.topic_id], {"persona_id": card.id}) for d in result],
+        calls=client.calls,
+    )
     violations = Counter(v.code for d in result for t in d.turns for a in t.rejected for v in a.violations)
     violations.update(v.code for d in result for t in d.turns for v in t.violations)
-    context.add_output_metadata({
-        "mode": simulation.mode.value,
-        "dialogues": len(result),
-        "turns": sum(len(d.turns) for d in result),
-        "regenerated_replies": sum(len(t.rejected) for d in result for t in d.turns),
-        "rule_violations": counts_table(violations, "code", "count"),
-        "sample_dialogue": MetadataValue.md(
-            transcript_markdown(f"{card.name} — {result[0].scene.place}", [(t.role, t.content) for t in result[0].turns])
-        ) if result else MetadataValue.md("_(none)_"),
-        **llm_metadata(client.calls),
-    })
+    context.add_output_metadata(
+        {
+            "mode": simulation.mode.value,
+            "dialogues": len(result),
+            "turns": sum(len(d.turns) for d in result),
+            "regenerated_replies": sum(len(t.rejected) for d in result for t in d.turns),
+            "rule_violations": counts_table(violations, "code", "count"),
+            "sample_dialogue": MetadataValue.md(
+                transcript_markdown(
+                    f"{card.name} — {result[0].scene.place}", [(t.role, t.content) for t in result[0].turns]
+                )
+            )
+            if result
+            else MetadataValue.md("_(none)_"),
+            **llm_metadata(client.calls),
+        }
+    )
     return result
 
 
-@asset(group_name=GROUP, partitions_def=personas_partitions, kinds={"python"}, owners=["team:data"],
-       code_version="2",
-       description="Dialogues cleaned into training turns by the same code as `rp clean`: PII and debris "
-                   "repaired, then cut before the first turn with a wrong or mixed language, assistant-speak, "
-                   "stage directions, goodbyes, meta commentary, bad format, echoes or a degenerate loop; "
-                   "exact/near duplicates and over-frequent openings removed. Every cut, drop and repair is "
-                   "recorded in lineage with its reason code.")
-def cleaned_dialogues(context: AssetExecutionContext, dialogues: list[dict], pipeline: PipelineResource,
-                      lineage: LineageResource) -> list[CleanedDialogue]:
+@asset(
+    group_name=GROUP,
+    partitions_def=personas_partitions,
+    kinds={"python"},
+    owners=["team:data"],
+    code_version="2",
+    description="Dialogues cleaned into training turns by the same code as `rp clean`: PII and debris "
+    "repaired, then cut before the first turn with a wrong or mixed language, assistant-speak, "
+    "stage directions, goodbyes, meta commentary, bad format, echoes or a degenerate loop; "
+    "exact/near duplicates and over-frequent openings removed. Every cut, drop and repair is "
+    "recorded in lineage with its reason code.",
+)
+def cleaned_dialogues(
+    context: AssetExecutionContext, dialogues: list[dict], pipeline: PipelineResource, lineage: LineageResource
+) -> list[CleanedDialogue]:
     profile = pipeline.load_profile()
     raw = {d.id: d for d in (Dialogue.model_validate(r) for r in dialogues)}
     result = clean_rows([dialogue_row(d) for d in raw.values()], pipeline.rules(), profile.cleaning)
     repaired = Counter(r.id for r in result.reports if r.action == "repair")
     kept = [
-        CleanedDialogue(id=content_id("clean", [m.model_dump() for m in row.messages]), dialogue_id=row.id,
-                        persona_id=raw[row.id].persona_id, language=row.language, messages=row.messages,
-                        repaired_turns=repaired[row.id])
+        CleanedDialogue(
+            id=content_id("clean", [m.model_dump() for m in row.messages]),
+            dialogue_id=row.id,
+            persona_id=raw[row.id].persona_id,
+            language=row.language,
+            messages=row.messages,
+            repaired_turns=repaired[row.id],
+        )
         for row in result.kept
     ]
-    lineage.record(context, rows=[(c.id, [c.dialogue_id], {"persona_id": c.persona_id}) for c in kept],
-                   drops=to_drops(result.reports))
+    lineage.record(
+        context,
+        rows=[(c.id, [c.dialogue_id], {"persona_id": c.persona_id}) for c in kept],
+        drops=to_drops(result.reports),
+    )
     actions = result.action_counts()
-    context.add_output_metadata({
-        "dialogues_in": len(dialogues),
-        "dialogues_kept": len(kept),
-        "dialogues_cut": actions["cut"],
-        "dialogues_dropped": actions["drop"],
-        "training_turns": sum((len(c.messages) - 1) // 2 for c in kept),
-        "repaired_turns": actions["repair"],
-        "flags_by_code": counts_table(result.code_counts(), "code", "turns"),
-    })
+    context.add_output_metadata(
+        {
+            "dialogues_in": len(dialogues),
+            "dialogues_kept": len(kept),
+            "dialogues_cut": actions["cut"],
+            "dialogues_dropped": actions["drop"],
+            "training_turns": sum((len(c.messages) - 1) // 2 for c in kept),
+            "repaired_turns": actions["repair"],
+            "flags_by_code": counts_table(result.code_counts(), "code", "turns"),
+        }
+    )
     return kept

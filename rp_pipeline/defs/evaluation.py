@@ -29,22 +29,46 @@ from rp_pipeline.defs.training import run_script
 GROUP = "evaluation"
 
 
-def _play_in_process(context, trainer, name: str, model: dict, scenarios, system_prompts, out_dir: Path,
-                     seed: int, max_tokens: int) -> dict[str, list[str]]:
+def _play_in_process(
+    context, trainer, name: str, model: dict, scenarios, system_prompts, out_dir: Path, seed: int, max_tokens: int
+) -> dict[str, list[str]]:
     """Transformers generation (dense or optimum-quanto int8) in generate.py under Pipes."""
     requests, output = out_dir / "requests.jsonl", out_dir / f"{name}_replies.jsonl"
-    requests.write_text("".join(json.dumps({
-        "id": s.id, "messages": [{"role": "system", "content": system_prompts[s.persona_id]}],
-        "user_turns": s.user_turns}, ensure_ascii=False) + "\n" for s in scenarios), encoding="utf-8")
-    run_script(context, trainer, "generate", {
-        **model, "requests_file": str(requests), "output_file": str(output),
-        "max_new_tokens": max_tokens, "temperature": 0.7, "seed": seed,
-    }, out_dir / name)
+    requests.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": s.id,
+                    "messages": [{"role": "system", "content": system_prompts[s.persona_id]}],
+                    "user_turns": s.user_turns,
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+            for s in scenarios
+        ),
+        encoding="utf-8",
+    )
+    run_script(
+        context,
+        trainer,
+        "generate",
+        {
+            **model,
+            "requests_file": str(requests),
+            "output_file": str(output),
+            "max_new_tokens": max_tokens,
+            "temperature": 0.7,
+            "seed": seed,
+        },
+        out_dir / name,
+    )
     return {row["id"]: row["replies"] for row in map(json.loads, output.read_text(encoding="utf-8").splitlines())}
 
 
-def _play_on_llama_cpp(llm: LLMResource, gguf: str, model_id: str, scenarios, system_prompts, out_dir: Path,
-                       max_tokens: int) -> tuple[dict[str, list[str]], list]:
+def _play_on_llama_cpp(
+    llm: LLMResource, gguf: str, model_id: str, scenarios, system_prompts, out_dir: Path, max_tokens: int
+) -> tuple[dict[str, list[str]], list]:
     """A GGUF model served by llama.cpp on 127.0.0.1, reached through litellm like any provider."""
     from rp_pipeline.llm.embedded import serve_embedded
 
@@ -53,11 +77,23 @@ def _play_on_llama_cpp(llm: LLMResource, gguf: str, model_id: str, scenarios, sy
         return client.run(play_scenarios(client, "character", scenarios, system_prompts)), client.calls
 
 
-@asset(group_name=GROUP, kinds={"pytorch", "litellm"}, owners=["team:ml"], code_version="1", pool="gpu",
-       description="Held-out personas played by the quantized model and by its base: judge scores on "
-                   "human-likeness, purposefulness, consistency, attractiveness (1-10) and automatic metrics.")
-def eval_scores(context: AssetExecutionContext, quantized_model: dict, pipeline: PipelineResource,
-                trainer: PipesSubprocessClient, llm: LLMResource, lineage: LineageResource) -> Output[dict]:
+@asset(
+    group_name=GROUP,
+    kinds={"pytorch", "litellm"},
+    owners=["team:ml"],
+    code_version="1",
+    pool="gpu",
+    description="Held-out personas played by the quantized model and by its base: judge scores on "
+    "human-likeness, purposefulness, consistency, attractiveness (1-10) and automatic metrics.",
+)
+def eval_scores(
+    context: AssetExecutionContext,
+    quantized_model: dict,
+    pipeline: PipelineResource,
+    trainer: PipesSubprocessClient,
+    llm: LLMResource,
+    lineage: LineageResource,
+) -> Output[dict]:
     profile = pipeline.load_profile()
     eval_dir = pipeline.assets / "eval"
     cards = {c.id: c for c in map(load_persona_file, sorted((eval_dir / "personas").glob("*.yaml")))}
@@ -67,69 +103,146 @@ def eval_scores(context: AssetExecutionContext, quantized_model: dict, pipeline:
     out_dir.mkdir(parents=True, exist_ok=True)
     system_prompts = {key: system_prompt(card, prompts) for key, card in cards.items()}
     if quantized_model["format"] == "gguf":
-        models = {"tuned": (quantized_model["version"], quantized_model["gguf_file"]),
-                  "base": (content_id("base", quantized_model["base_gguf"]), quantized_model["base_gguf"])}
+        models = {
+            "tuned": (quantized_model["version"], quantized_model["gguf_file"]),
+            "base": (content_id("base", quantized_model["base_gguf"]), quantized_model["base_gguf"]),
+        }
     else:
-        models = {"tuned": (quantized_model["version"], {"model_dir": quantized_model["model_dir"], "kind": "quantized"}),
-                  "base": (content_id("base", quantized_model["base_model_dir"]),
-                           {"model_dir": quantized_model["base_model_dir"], "kind": "dense"})}
+        models = {
+            "tuned": (quantized_model["version"], {"model_dir": quantized_model["model_dir"], "kind": "quantized"}),
+            "base": (
+                content_id("base", quantized_model["base_model_dir"]),
+                {"model_dir": quantized_model["base_model_dir"], "kind": "dense"},
+            ),
+        }
     client = llm.client()
     results, samples, calls = [], [], []
     for name, (version, model) in models.items():
         if quantized_model["format"] == "gguf":
-            replies, played = _play_on_llama_cpp(llm, model, version, scenarios, system_prompts, out_dir,
-                                                 profile.training.eval_max_new_tokens)
+            replies, played = _play_on_llama_cpp(
+                llm, model, version, scenarios, system_prompts, out_dir, profile.training.eval_max_new_tokens
+            )
             calls += played
         else:
-            replies = _play_in_process(context, trainer, name, model, scenarios, system_prompts, out_dir,
-                                       profile.seed, profile.training.eval_max_new_tokens)
-        items = [(cards[s.persona_id],
-                  transcript_turns(s, cards[s.persona_id], replies[s.id]), f"{version}/{s.id}") for s in scenarios]
+            replies = _play_in_process(
+                context,
+                trainer,
+                name,
+                model,
+                scenarios,
+                system_prompts,
+                out_dir,
+                profile.seed,
+                profile.training.eval_max_new_tokens,
+            )
+        items = [
+            (cards[s.persona_id], transcript_turns(s, cards[s.persona_id], replies[s.id]), f"{version}/{s.id}")
+            for s in scenarios
+        ]
         scores = client.run(judge_all(client, prompts, items))
-        metrics = automatic_metrics([(cards[s.persona_id].language, r) for s in scenarios for r in replies[s.id]], rules)
-        results.append({"name": name, "model_version": version, **mean_scores(scores), **metrics,
-                        "scenarios": [{"scenario": s.id, "replies": replies[s.id], **(sc.model_dump() if sc else {})}
-                                      for s, sc in zip(scenarios, scores, strict=True)]})
+        metrics = automatic_metrics(
+            [(cards[s.persona_id].language, r) for s in scenarios for r in replies[s.id]], rules
+        )
+        results.append(
+            {
+                "name": name,
+                "model_version": version,
+                **mean_scores(scores),
+                **metrics,
+                "scenarios": [
+                    {"scenario": s.id, "replies": replies[s.id], **(sc.model_dump() if sc else {})}
+                    for s, sc in zip(scenarios, scores, strict=True)
+                ],
+            }
+        )
         first = scenarios[0]
-        samples.append(transcript_markdown(f"{name} — {first.id}", [
-            (t["role"], t["content"]) for t in transcript_turns(first, cards[first.persona_id], replies[first.id])]))
-    lineage.record(context, rows=[(content_id("eval", r), [quantized_model["version"]],
-                                   {"model_version": r["model_version"], "name": r["name"]}) for r in results],
-                   calls=client.calls + calls)
+        samples.append(
+            transcript_markdown(
+                f"{name} — {first.id}",
+                [
+                    (t["role"], t["content"])
+                    for t in transcript_turns(first, cards[first.persona_id], replies[first.id])
+                ],
+            )
+        )
+    lineage.record(
+        context,
+        rows=[
+            (
+                content_id("eval", r),
+                [quantized_model["version"]],
+                {"model_version": r["model_version"], "name": r["name"]},
+            )
+            for r in results
+        ],
+        calls=client.calls + calls,
+    )
     return Output(
         {"evaluated_at": datetime.now(UTC).isoformat(), "quantized": quantized_model, "results": results},
         metadata={
-        "scores": md_table({k: r[k] for k in ("name", "model_version", *DIMENSIONS, "format_valid_rate",
-                                               "in_language_rate", "rule_clean_rate")} for r in results),
-        "sample_transcripts": MetadataValue.md("\n\n".join(samples)),
-        **llm_metadata(client.calls + calls),
-    },
+            "scores": md_table(
+                {
+                    k: r[k]
+                    for k in (
+                        "name",
+                        "model_version",
+                        *DIMENSIONS,
+                        "format_valid_rate",
+                        "in_language_rate",
+                        "rule_clean_rate",
+                    )
+                }
+                for r in results
+            ),
+            "sample_transcripts": MetadataValue.md("\n\n".join(samples)),
+            **llm_metadata(client.calls + calls),
+        },
     )
 
 
-@asset(group_name=GROUP, kinds={"parquet"}, owners=["team:ml"], code_version="1",
-       description="One row per evaluated model version with its config and scores; history is kept "
-                   "across runs in data/leaderboard.parquet.")
+@asset(
+    group_name=GROUP,
+    kinds={"parquet"},
+    owners=["team:ml"],
+    code_version="1",
+    description="One row per evaluated model version with its config and scores; history is kept "
+    "across runs in data/leaderboard.parquet.",
+)
 def leaderboard(context: AssetExecutionContext, eval_scores: dict, pipeline: PipelineResource) -> list[dict]:
     q = eval_scores["quantized"]
-    config = {"base_model": q["base_model_dir"], "corpus_version": q["corpus_version"],
-              "sft_version": q["sft_version"], "dpo_version": q["dpo_version"],
-              "pairs_version": q["pairs_version"], "profile": pipeline.load_profile().name}
-    new = pd.DataFrame([
-        {"model_version": r["model_version"], "kind": r["name"], "evaluated_at": eval_scores["evaluated_at"],
-         **{k: v for k, v in r.items() if k not in ("name", "model_version", "scenarios")},
-         **(config if r["name"] == "tuned" else {"base_model": q["base_model_dir"]})}
-        for r in eval_scores["results"]
-    ])
+    config = {
+        "base_model": q["base_model_dir"],
+        "corpus_version": q["corpus_version"],
+        "sft_version": q["sft_version"],
+        "dpo_version": q["dpo_version"],
+        "pairs_version": q["pairs_version"],
+        "profile": pipeline.load_profile().name,
+    }
+    new = pd.DataFrame(
+        [
+            {
+                "model_version": r["model_version"],
+                "kind": r["name"],
+                "evaluated_at": eval_scores["evaluated_at"],
+                **{k: v for k, v in r.items() if k not in ("name", "model_version", "scenarios")},
+                **(config if r["name"] == "tuned" else {"base_model": q["base_model_dir"]}),
+            }
+            for r in eval_scores["results"]
+        ]
+    )
     path = pipeline.data / "leaderboard.parquet"
     board = pd.concat([pd.read_parquet(path), new]) if path.exists() else new
     board = board.drop_duplicates(subset=["model_version"], keep="last").sort_values("evaluated_at")
     board.to_parquet(path, index=False)
     rows = json.loads(board.to_json(orient="records"))
-    context.add_output_metadata({
-        "leaderboard": md_table({k: r.get(k) for k in ("model_version", "kind", *DIMENSIONS, "rule_clean_rate",
-                                                        "corpus_version")} for r in rows),
-        "path": MetadataValue.path(str(path)),
-        "model_versions": len(rows),
-    })
+    context.add_output_metadata(
+        {
+            "leaderboard": md_table(
+                {k: r.get(k) for k in ("model_version", "kind", *DIMENSIONS, "rule_clean_rate", "corpus_version")}
+                for r in rows
+            ),
+            "path": MetadataValue.path(str(path)),
+            "model_versions": len(rows),
+        }
+    )
     return rows

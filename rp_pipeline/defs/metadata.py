@@ -25,8 +25,9 @@ def md_table(rows: Iterable[Mapping[str, Any]]) -> MetadataValue:
         return MetadataValue.md("_(none)_")
     header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(r.get(h, "")).replace("|", "\\|").replace("\n", " ") for h in header) + " |"
-              for r in rows]
+    lines += [
+        "| " + " | ".join(str(r.get(h, "")).replace("|", "\\|").replace("\n", " ") for h in header) + " |" for r in rows
+    ]
     return MetadataValue.md("\n".join(lines))
 
 

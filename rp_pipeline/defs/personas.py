@@ -34,26 +34,43 @@ def sync_persona_partitions(instance: DagsterInstance, personas_dir: Path, synth
     return new
 
 
-@asset(group_name=GROUP, partitions_def=personas_partitions, kinds={"yaml"}, owners=["team:data"], code_version="1",
-       description="A validated persona card: assets/personas/<partition>.yaml, or the synthesized card "
-                   "with that id. Its system prompt is the card without the scene.")
-def persona_cards(context: AssetExecutionContext, synthesized_personas: list[dict], pipeline: PipelineResource,
-                  lineage: LineageResource) -> PersonaCard:
+@asset(
+    group_name=GROUP,
+    partitions_def=personas_partitions,
+    kinds={"yaml"},
+    owners=["team:data"],
+    code_version="1",
+    description="A validated persona card: assets/personas/<partition>.yaml, or the synthesized card "
+    "with that id. Its system prompt is the card without the scene.",
+)
+def persona_cards(
+    context: AssetExecutionContext,
+    synthesized_personas: list[dict],
+    pipeline: PipelineResource,
+    lineage: LineageResource,
+) -> PersonaCard:
     key = context.partition_key
     path = pipeline.assets / "personas" / f"{key}.yaml"
     synthesized = {c["id"]: c for c in synthesized_personas}
     if path.exists():
         card = load_persona_file(path)
-        source = str(path.relative_to(pipeline.assets.parent)) if path.is_relative_to(pipeline.assets.parent) else str(path)
+        source = (
+            str(path.relative_to(pipeline.assets.parent)) if path.is_relative_to(pipeline.assets.parent) else str(path)
+        )
     elif key in synthesized:
         card, source = PersonaCard.model_validate(synthesized[key]), "synthesized_personas"
     else:
         raise FileNotFoundError(f"persona {key!r}: no file {path} and no synthesized card with that id")
     parents = [key] if card.source == "synthesized" else []
-    lineage.record(context, rows=[(persona_row_id(card), parents,
-                                   {"name": card.name, "persona_id": card.id, "source": source})])
-    context.add_output_metadata({
-        "name": card.name, "language": card.language, "source": source,
-        "system_prompt": MetadataValue.md(f"```\n{system_prompt(card, pipeline.prompts())}\n```"),
-    })
+    lineage.record(
+        context, rows=[(persona_row_id(card), parents, {"name": card.name, "persona_id": card.id, "source": source})]
+    )
+    context.add_output_metadata(
+        {
+            "name": card.name,
+            "language": card.language,
+            "source": source,
+            "system_prompt": MetadataValue.md(f"```\n{system_prompt(card, pipeline.prompts())}\n```"),
+        }
+    )
     return card

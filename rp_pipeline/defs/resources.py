@@ -77,8 +77,12 @@ class LLMResource(ConfigurableResource):
         breaks are what DPO's rejected side should teach away."""
         client = self.client()
         character = client.config.roles["character"]
-        plain = character.model_copy(update={
-            "extra_body": {}, "fallbacks": [f.model_copy(update={"extra_body": {}}) for f in character.fallbacks]})
+        plain = character.model_copy(
+            update={
+                "extra_body": {},
+                "fallbacks": [f.model_copy(update={"extra_body": {}}) for f in character.fallbacks],
+            }
+        )
         client.config = client.config.with_role("character", plain)
         return client
 
@@ -119,18 +123,36 @@ class LineageResource(ConfigurableResource):
         partition = context.partition_key if context.has_partition_key else None
         code_version = context.assets_def.code_versions_by_key.get(context.asset_key)
         base = {"run_id": context.run_id, "asset": asset, "partition": partition, "code_version": code_version}
-        events = [LineageEvent(**base, row_id=row_id, parent_ids=parents, attrs=attrs) for row_id, parents, attrs in rows]
+        events = [
+            LineageEvent(**base, row_id=row_id, parent_ids=parents, attrs=attrs) for row_id, parents, attrs in rows
+        ]
         events += [
-            LineageEvent(**base, row_id=d.row_id, kind="drop", reason=d.reason,
-                         detail=(f"turn {d.turn}: " if d.turn is not None else "") + d.detail)
+            LineageEvent(
+                **base,
+                row_id=d.row_id,
+                kind="drop",
+                reason=d.reason,
+                detail=(f"turn {d.turn}: " if d.turn is not None else "") + d.detail,
+            )
             for d in drops
         ]
         store = self.store()
         store.write_events(events)
         store.write_calls(
-            LLMCall(run_id=context.run_id, asset=asset, partition=partition, role=c.role, model=c.model,
-                    prompt_hash=c.prompt_hash, cache_hit=c.cache_hit, prompt_tokens=c.prompt_tokens,
-                    completion_tokens=c.completion_tokens, cost_usd=c.cost_usd, latency_s=c.latency_s,
-                    ok=c.ok, error=c.error)
+            LLMCall(
+                run_id=context.run_id,
+                asset=asset,
+                partition=partition,
+                role=c.role,
+                model=c.model,
+                prompt_hash=c.prompt_hash,
+                cache_hit=c.cache_hit,
+                prompt_tokens=c.prompt_tokens,
+                completion_tokens=c.completion_tokens,
+                cost_usd=c.cost_usd,
+                latency_s=c.latency_s,
+                ok=c.ok,
+                error=c.error,
+            )
             for c in calls
         )

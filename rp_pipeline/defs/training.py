@@ -24,8 +24,10 @@ def base_model_config(training: TrainingProfile) -> dict[str, Any]:
         return {"base_model_dir": training.base_model}
     from rp_pipeline.llm.embedded import assemble_gguf, default_cache_dir
 
-    return {"base_model_dir": str(default_cache_dir() / "qwen2.5-coder-0.5b-instruct-dense"),
-            "gguf_file": str(assemble_gguf())}
+    return {
+        "base_model_dir": str(default_cache_dir() / "qwen2.5-coder-0.5b-instruct-dense"),
+        "gguf_file": str(assemble_gguf()),
+    }
 
 
 def sparkline(values: list[float]) -> str:
@@ -36,17 +38,21 @@ def sparkline(values: list[float]) -> str:
     return "".join(SPARK[int((v - low) / span * (len(SPARK) - 1))] for v in values)
 
 
-def run_script(context: AssetExecutionContext, trainer: PipesSubprocessClient, script: str,
-               config: dict[str, Any], work_dir: Path) -> dict[str, Any]:
+def run_script(
+    context: AssetExecutionContext, trainer: PipesSubprocessClient, script: str, config: dict[str, Any], work_dir: Path
+) -> dict[str, Any]:
     """Write the config, run the script under Pipes, return what it reported."""
     work_dir.mkdir(parents=True, exist_ok=True)
     config_path = work_dir / f"{script}_config.json"
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     invocation = trainer.run(
-        context=context, command=[sys.executable, str(TRAINING_DIR / f"{script}.py"), "--config", str(config_path)],
+        context=context,
+        command=[sys.executable, str(TRAINING_DIR / f"{script}.py"), "--config", str(config_path)],
     )
-    metadata = {k: v.value if hasattr(v, "value") else v
-                for k, v in (invocation.get_materialize_result().metadata or {}).items()}
+    metadata = {
+        k: v.value if hasattr(v, "value") else v
+        for k, v in (invocation.get_materialize_result().metadata or {}).items()
+    }
     return metadata
 
 
@@ -60,82 +66,170 @@ def training_metadata(reported: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-@asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, owners=["team:ml"], code_version="1",
-       pool="gpu",
-       description="LoRA SFT (TRL SFTTrainer + PEFT) of the base model on the training corpus, run in a "
-                   "separate process through Dagster Pipes; the adapter is saved as safetensors.")
-def sft_checkpoint(context: AssetExecutionContext, training_corpus: dict, pipeline: PipelineResource,
-                   trainer: PipesSubprocessClient, lineage: LineageResource) -> Output[dict]:
+@asset(
+    group_name=GROUP,
+    kinds={"pytorch", "huggingface"},
+    owners=["team:ml"],
+    code_version="1",
+    pool="gpu",
+    description="LoRA SFT (TRL SFTTrainer + PEFT) of the base model on the training corpus, run in a "
+    "separate process through Dagster Pipes; the adapter is saved as safetensors.",
+)
+def sft_checkpoint(
+    context: AssetExecutionContext,
+    training_corpus: dict,
+    pipeline: PipelineResource,
+    trainer: PipesSubprocessClient,
+    lineage: LineageResource,
+) -> Output[dict]:
     profile = pipeline.load_profile()
     training = profile.training
     base = base_model_config(training)
     version = content_id("sft", {"corpus": training_corpus["version"], "training": training.model_dump(), **base})
     out = pipeline.data / "models" / version
     train_file = Path(training_corpus["dir"]) / "messages.jsonl"
-    reported = run_script(context, trainer, "sft", {
-        **base, "train_file": str(train_file), "output_dir": str(out / "adapter"),
-        "max_steps": training.sft_steps, "learning_rate": training.sft_learning_rate, "lora_r": training.lora_r,
-        "lora_alpha": training.lora_alpha, "max_length": training.max_length,
-        "per_device_train_batch_size": training.batch_size, "seed": profile.seed,
-    }, out)
-    lineage.record(context, rows=[(version, [training_corpus["version"]],
-                                   {"model_version": version, "path": str(out / "adapter")})])
+    reported = run_script(
+        context,
+        trainer,
+        "sft",
+        {
+            **base,
+            "train_file": str(train_file),
+            "output_dir": str(out / "adapter"),
+            "max_steps": training.sft_steps,
+            "learning_rate": training.sft_learning_rate,
+            "lora_r": training.lora_r,
+            "lora_alpha": training.lora_alpha,
+            "max_length": training.max_length,
+            "per_device_train_batch_size": training.batch_size,
+            "seed": profile.seed,
+        },
+        out,
+    )
+    lineage.record(
+        context,
+        rows=[(version, [training_corpus["version"]], {"model_version": version, "path": str(out / "adapter")})],
+    )
     return Output(
-        {"version": version, "adapter_dir": str(out / "adapter"), "base_model_dir": base["base_model_dir"],
-            "corpus_version": training_corpus["version"]},
-        metadata={"model_version": version, "path": MetadataValue.path(str(out)),
-                                 **training_metadata(reported)},
+        {
+            "version": version,
+            "adapter_dir": str(out / "adapter"),
+            "base_model_dir": base["base_model_dir"],
+            "corpus_version": training_corpus["version"],
+        },
+        metadata={"model_version": version, "path": MetadataValue.path(str(out)), **training_metadata(reported)},
     )
 
 
-@asset(group_name=GROUP, kinds={"pytorch", "huggingface"}, owners=["team:ml"], code_version="1", pool="gpu",
-       description="DPO (TRL DPOTrainer) on the preference pairs, a new LoRA on top of the merged SFT model.")
-def dpo_checkpoint(context: AssetExecutionContext, sft_checkpoint: dict, preference_pairs: dict,
-                   pipeline: PipelineResource, trainer: PipesSubprocessClient, lineage: LineageResource) -> Output[dict]:
+@asset(
+    group_name=GROUP,
+    kinds={"pytorch", "huggingface"},
+    owners=["team:ml"],
+    code_version="1",
+    pool="gpu",
+    description="DPO (TRL DPOTrainer) on the preference pairs, a new LoRA on top of the merged SFT model.",
+)
+def dpo_checkpoint(
+    context: AssetExecutionContext,
+    sft_checkpoint: dict,
+    preference_pairs: dict,
+    pipeline: PipelineResource,
+    trainer: PipesSubprocessClient,
+    lineage: LineageResource,
+) -> Output[dict]:
     profile = pipeline.load_profile()
     training = profile.training
-    version = content_id("dpo", {"sft": sft_checkpoint["version"], "pairs": preference_pairs["version"],
-                                 "training": training.model_dump()})
+    version = content_id(
+        "dpo",
+        {"sft": sft_checkpoint["version"], "pairs": preference_pairs["version"], "training": training.model_dump()},
+    )
     out = pipeline.data / "models" / version
-    reported = run_script(context, trainer, "dpo", {
-        "base_model_dir": sft_checkpoint["base_model_dir"], "sft_adapter_dir": sft_checkpoint["adapter_dir"],
-        "pairs_file": preference_pairs["file"], "output_dir": str(out / "adapter"), "max_steps": training.dpo_steps,
-        "beta": training.dpo_beta, "learning_rate": training.dpo_learning_rate, "lora_r": training.lora_r,
-        "lora_alpha": training.lora_alpha, "max_length": training.max_length,
-        "per_device_train_batch_size": training.batch_size, "seed": profile.seed,
-    }, out)
-    lineage.record(context, rows=[(version, [sft_checkpoint["version"], preference_pairs["version"]],
-                                   {"model_version": version, "path": str(out / "adapter")})])
+    reported = run_script(
+        context,
+        trainer,
+        "dpo",
+        {
+            "base_model_dir": sft_checkpoint["base_model_dir"],
+            "sft_adapter_dir": sft_checkpoint["adapter_dir"],
+            "pairs_file": preference_pairs["file"],
+            "output_dir": str(out / "adapter"),
+            "max_steps": training.dpo_steps,
+            "beta": training.dpo_beta,
+            "learning_rate": training.dpo_learning_rate,
+            "lora_r": training.lora_r,
+            "lora_alpha": training.lora_alpha,
+            "max_length": training.max_length,
+            "per_device_train_batch_size": training.batch_size,
+            "seed": profile.seed,
+        },
+        out,
+    )
+    lineage.record(
+        context,
+        rows=[
+            (
+                version,
+                [sft_checkpoint["version"], preference_pairs["version"]],
+                {"model_version": version, "path": str(out / "adapter")},
+            )
+        ],
+    )
     return Output(
-        {"version": version, "adapters": [sft_checkpoint["adapter_dir"], str(out / "adapter")],
-            "base_model_dir": sft_checkpoint["base_model_dir"], "corpus_version": sft_checkpoint["corpus_version"],
-            "sft_version": sft_checkpoint["version"], "pairs_version": preference_pairs["version"]},
-        metadata={"model_version": version, "path": MetadataValue.path(str(out)),
-                                 **training_metadata(reported)},
+        {
+            "version": version,
+            "adapters": [sft_checkpoint["adapter_dir"], str(out / "adapter")],
+            "base_model_dir": sft_checkpoint["base_model_dir"],
+            "corpus_version": sft_checkpoint["corpus_version"],
+            "sft_version": sft_checkpoint["version"],
+            "pairs_version": preference_pairs["version"],
+        },
+        metadata={"model_version": version, "path": MetadataValue.path(str(out)), **training_metadata(reported)},
     )
 
 
-@asset(group_name=GROUP, kinds={"pytorch"}, owners=["team:ml"], code_version="1", pool="gpu",
-       description="The DPO model with both adapters merged and int8-quantized: a llama.cpp GGUF (Q8_0) or "
-                   "optimum-quanto safetensors, checked against fp32 on a sample text (top-1 agreement, logit "
-                   "error, size).")
-def quantized_model(context: AssetExecutionContext, dpo_checkpoint: dict, pipeline: PipelineResource,
-                    trainer: PipesSubprocessClient, lineage: LineageResource) -> Output[dict]:
+@asset(
+    group_name=GROUP,
+    kinds={"pytorch"},
+    owners=["team:ml"],
+    code_version="1",
+    pool="gpu",
+    description="The DPO model with both adapters merged and int8-quantized: a llama.cpp GGUF (Q8_0) or "
+    "optimum-quanto safetensors, checked against fp32 on a sample text (top-1 agreement, logit "
+    "error, size).",
+)
+def quantized_model(
+    context: AssetExecutionContext,
+    dpo_checkpoint: dict,
+    pipeline: PipelineResource,
+    trainer: PipesSubprocessClient,
+    lineage: LineageResource,
+) -> Output[dict]:
     training = pipeline.load_profile().training
     version = content_id("int8", {"dpo": dpo_checkpoint["version"], "method": training.quantization})
     out = pipeline.data / "models" / version
     template = base_model_config(training).get("gguf_file")
-    reported = run_script(context, trainer, "quantize", {
-        "base_model_dir": dpo_checkpoint["base_model_dir"], "adapters": dpo_checkpoint["adapters"],
-        "output_dir": str(out / "model"), "method": training.quantization,
-        **({"template_gguf": template} if training.quantization == "gguf_q8_0" else {}),
-    }, out)
-    artifact = ({"format": "gguf", "gguf_file": str(out / "model" / "model.gguf"), "base_gguf": template}
-                if training.quantization == "gguf_q8_0" else {"format": "quanto", "model_dir": str(out / "model")})
-    lineage.record(context, rows=[(version, [dpo_checkpoint["version"]],
-                                   {"model_version": version, "path": str(out / "model")})])
+    reported = run_script(
+        context,
+        trainer,
+        "quantize",
+        {
+            "base_model_dir": dpo_checkpoint["base_model_dir"],
+            "adapters": dpo_checkpoint["adapters"],
+            "output_dir": str(out / "model"),
+            "method": training.quantization,
+            **({"template_gguf": template} if training.quantization == "gguf_q8_0" else {}),
+        },
+        out,
+    )
+    artifact = (
+        {"format": "gguf", "gguf_file": str(out / "model" / "model.gguf"), "base_gguf": template}
+        if training.quantization == "gguf_q8_0"
+        else {"format": "quanto", "model_dir": str(out / "model")}
+    )
+    lineage.record(
+        context, rows=[(version, [dpo_checkpoint["version"]], {"model_version": version, "path": str(out / "model")})]
+    )
     return Output(
         {**dpo_checkpoint, **artifact, "version": version, "dpo_version": dpo_checkpoint["version"]},
-        metadata={"model_version": version, "path": MetadataValue.path(str(out)),
-                                 **training_metadata(reported)},
+        metadata={"model_version": version, "path": MetadataValue.path(str(out)), **training_metadata(reported)},
     )

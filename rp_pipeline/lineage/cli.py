@@ -58,9 +58,7 @@ def add_commands(subparsers: Any) -> None:
     trace.add_argument("--limit", type=int, default=200, help="rows to print, 0 for all (default 200)")
     trace.set_defaults(func=cmd_trace)
 
-    checkpoints = subparsers.add_parser(
-        "checkpoints", parents=[common], help="checkpoints trained on a persona's data"
-    )
+    checkpoints = subparsers.add_parser("checkpoints", parents=[common], help="checkpoints trained on a persona's data")
     checkpoints.add_argument("--persona", required=True, help="partition key, card name or persona_id")
     checkpoints.set_defaults(func=cmd_checkpoints)
 
@@ -135,9 +133,7 @@ def cmd_costs(args: argparse.Namespace) -> int:
         rows = store.cost_summary()
         total = sum(r["cost_usd"] or 0.0 for r in rows)
         calls = sum(r["calls"] for r in rows)
-        table = [
-            {**r, "cost_usd": f"{r['cost_usd']:.4f}", "latency_s": f"{r['latency_s']:.1f}"} for r in rows
-        ]
+        table = [{**r, "cost_usd": f"{r['cost_usd']:.4f}", "latency_s": f"{r['latency_s']:.1f}"} for r in rows]
         _print_table(f"LLM cost by asset, role, model ({calls} calls, ${total:.4f} total)", table)
 
     return _run(args, run)

@@ -87,8 +87,7 @@ def _finish_interrupted(directory: Path) -> None:
             (directory / name).unlink(missing_ok=True)
 
 
-def compact_directory(directory: Path, schema: pa.Schema, lock_path: Path,
-                      max_bytes: int = MAX_SEGMENT_BYTES) -> int:
+def compact_directory(directory: Path, schema: pa.Schema, lock_path: Path, max_bytes: int = MAX_SEGMENT_BYTES) -> int:
     """Merge the small segments of `directory`; returns how many files were merged
     (0 when fewer than two qualify or another process is compacting)."""
     with _exclusive(lock_path) as mine:

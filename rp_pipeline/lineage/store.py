@@ -196,7 +196,7 @@ class LineageStore:
         try:
             con = duckdb.connect(str(tmp))
             try:
-                for statement in view_statements(self.root, {kind: True for kind in KINDS}):
+                for statement in view_statements(self.root, dict.fromkeys(KINDS, True)):
                     con.execute(statement)
                 con.execute("CHECKPOINT")
             finally:
@@ -280,6 +280,7 @@ class LineageStore:
         as 林小雨 work. Returns asset, row_id, attrs, ts, oldest first (empty when the
         persona exists but no checkpoint used it yet). KeyError if no card matches.
         """
+
         def body(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
             cards = con.execute(
                 """
@@ -342,7 +343,7 @@ def _fetch_dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     share of a 50k-row trace.
     """
     names = [d[0] for d in cursor.description]
-    rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     fix_attrs, fix_ts = "attrs" in names, "ts" in names
     if not (fix_attrs or fix_ts):
         return rows

@@ -92,9 +92,7 @@ class LLMClient:
             for i, m in enumerate((cfg, *cfg.fallbacks))
         ]
 
-    async def complete(
-        self, role: Role, messages: Messages, *, seed: int, response_schema: dict | None = None
-    ) -> str:
+    async def complete(self, role: Role, messages: Messages, *, seed: int, response_schema: dict | None = None) -> str:
         cfg = self.config.roles[role]
         request = _request_params(cfg, seed, response_schema)
         model = self.routed_model(role)
@@ -128,13 +126,16 @@ class LLMClient:
                 return schema.model_validate_json(_strip_fences(text))
             except ValidationError as exc:
                 error = str(exc)
-                history = history + [
+                history = [
+                    *history,
                     {"role": "assistant", "content": text},
-                    {"role": "user", "content": f"That JSON is invalid:\n{error}\nReply again with only the corrected JSON object."},
+                    {
+                        "role": "user",
+                        "content": f"That JSON is invalid:\n{error}\nReply again with only the corrected JSON object.",
+                    },
                 ]
         raise StructuredOutputError(
-            f"role {role!r} returned invalid {schema.__name__} after "
-            f"{self.config.max_repairs + 1} attempts: {error}"
+            f"role {role!r} returned invalid {schema.__name__} after {self.config.max_repairs + 1} attempts: {error}"
         )
 
     # -- internals ---------------------------------------------------------------------
@@ -160,10 +161,17 @@ class LLMClient:
         if self._router is None:
             roles = self.config.roles
             model_list = [d for role in roles for d in self.deployments(role)]
-            fallbacks = [{role: [f"{role}/fallback-{i + 1}" for i in range(len(cfg.fallbacks))]}
-                         for role, cfg in roles.items() if cfg.fallbacks]
-            self._router = _litellm().Router(model_list=model_list, fallbacks=fallbacks,
-                                             num_retries=self.config.num_retries, timeout=self.config.timeout_s)
+            fallbacks = [
+                {role: [f"{role}/fallback-{i + 1}" for i in range(len(cfg.fallbacks))]}
+                for role, cfg in roles.items()
+                if cfg.fallbacks
+            ]
+            self._router = _litellm().Router(
+                model_list=model_list,
+                fallbacks=fallbacks,
+                num_retries=self.config.num_retries,
+                timeout=self.config.timeout_s,
+            )
         return self._router
 
     async def _call_router(self, role: Role, messages: Messages, request: dict, key: str) -> tuple[str, str]:
@@ -181,8 +189,18 @@ class LLMClient:
         except Exception as exc:
             secrets = [d["litellm_params"]["api_key"] for d in deployments]
             self.calls.append(
-                CallRecord(role, primary, key, False, 0, 0, 0.0, time.perf_counter() - started,
-                           ok=False, error=_redact(f"{type(exc).__name__}: {exc}", secrets))
+                CallRecord(
+                    role,
+                    primary,
+                    key,
+                    False,
+                    0,
+                    0,
+                    0.0,
+                    time.perf_counter() - started,
+                    ok=False,
+                    error=_redact(f"{type(exc).__name__}: {exc}", secrets),
+                )
             )
             raise
         model = models.get((getattr(response, "_hidden_params", None) or {}).get("model_id"), primary)
@@ -190,8 +208,16 @@ class LLMClient:
         prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
         completion_tokens = getattr(usage, "completion_tokens", 0) or 0
         self.calls.append(
-            CallRecord(role, model, key, False, prompt_tokens, completion_tokens,
-                       _cost(model, prompt_tokens, completion_tokens), time.perf_counter() - started)
+            CallRecord(
+                role,
+                model,
+                key,
+                False,
+                prompt_tokens,
+                completion_tokens,
+                _cost(model, prompt_tokens, completion_tokens),
+                time.perf_counter() - started,
+            )
         )
         return response.choices[0].message.content or "", model
 

@@ -24,7 +24,13 @@ ROLES = (
     "dialogue_writer",
 )
 Role = Literal[
-    "character", "user_agent", "scene_agent", "moderator", "topic_writer", "persona_writer", "judge",
+    "character",
+    "user_agent",
+    "scene_agent",
+    "moderator",
+    "topic_writer",
+    "persona_writer",
+    "judge",
     "dialogue_writer",
 ]
 # Optional roles and the role whose model they use when a map leaves them out: the single-call
@@ -46,7 +52,8 @@ class ModelConfig(BaseModel):
     max_tokens: int = Field(256, ge=1)
     extra_body: dict[str, Any] = Field(
         default_factory=dict,
-        description="provider-specific request fields, e.g. a llama.cpp GBNF `grammar` that constrains the reply format",
+        description="provider-specific request fields, e.g. a llama.cpp GBNF `grammar` that constrains "
+        "the reply format",
     )
 
 

@@ -43,8 +43,12 @@ def assemble_gguf(cache_dir: Path | None = None) -> Path:
     cache_dir = cache_dir or default_cache_dir()
     target = cache_dir / GGUF_NAME
     stamp = target.with_suffix(".sha256")
-    if target.exists() and stamp.exists() and stamp.read_text().strip() == GGUF_SHA256 \
-            and target.stat().st_size == GGUF_SIZE:
+    if (
+        target.exists()
+        and stamp.exists()
+        and stamp.read_text().strip() == GGUF_SHA256
+        and target.stat().st_size == GGUF_SIZE
+    ):
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -86,8 +90,14 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve_embedded(
-    gguf: Path | None = None, *, alias: str = "embedded", n_ctx: int = 4096, slots: int = 4,
-    n_threads: int | None = None, startup_timeout_s: float = 180, log_path: Path | None = None,
+    gguf: Path | None = None,
+    *,
+    alias: str = "embedded",
+    n_ctx: int = 4096,
+    slots: int = 4,
+    n_threads: int | None = None,
+    startup_timeout_s: float = 180,
+    log_path: Path | None = None,
 ) -> Iterator[str]:
     """Run llama.cpp's OpenAI-compatible server for the duration of the block; yields api_base.
 
@@ -99,9 +109,21 @@ def serve_embedded(
     gguf = gguf or assemble_gguf()
     port = free_port()
     cmd = [
-        sys.executable, "-m", "rp_pipeline.llm.embedded", "--model", str(gguf), "--alias", alias,
-        "--port", str(port), "--n-ctx", str(n_ctx), "--slots", str(slots),
-        "--threads", str(n_threads or os.cpu_count() or 2),
+        sys.executable,
+        "-m",
+        "rp_pipeline.llm.embedded",
+        "--model",
+        str(gguf),
+        "--alias",
+        alias,
+        "--port",
+        str(port),
+        "--n-ctx",
+        str(n_ctx),
+        "--slots",
+        str(slots),
+        "--threads",
+        str(n_threads or os.cpu_count() or 2),
     ]
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -156,7 +178,6 @@ def _wait_healthy(proc: subprocess.Popen, api_base: str, timeout_s: float) -> No
                 return
         time.sleep(0.25)
     raise EmbeddedModelError(f"embedded llama.cpp server not healthy after {timeout_s}s")
-
 
 
 if __name__ == "__main__":

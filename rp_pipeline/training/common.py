@@ -234,12 +234,15 @@ def message_token_counter(tokenizer) -> Callable[[str], int]:
     template's default system prompt is not counted as overhead."""
 
     def templated(messages: list[dict[str, str]]) -> int:
-        return len(tokenizer(tokenizer.apply_chat_template(messages, tokenize=False),
-                             add_special_tokens=False)["input_ids"])
+        return len(
+            tokenizer(tokenizer.apply_chat_template(messages, tokenize=False), add_special_tokens=False)["input_ids"]
+        )
 
     system = [{"role": "system", "content": ""}]
-    overhead = 1 + max(templated(system), *(templated(system + [{"role": r, "content": ""}]) - templated(system)
-                                            for r in ("user", "assistant")))
+    overhead = 1 + max(
+        templated(system),
+        *(templated([*system, {"role": r, "content": ""}]) - templated(system) for r in ("user", "assistant")),
+    )
 
     def count(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False)["input_ids"]) + overhead

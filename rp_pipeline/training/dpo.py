@@ -77,7 +77,7 @@ def fit_prompts(pairs: list[dict[str, Any]], count_tokens, max_length: int) -> t
     for pair in pairs:
         prompt = pair["prompt"]
         system = prompt[:1] if prompt and prompt[0]["role"] == "system" else []
-        turns = prompt[len(system):]
+        turns = prompt[len(system) :]
         fixed = max(sum(count_tokens(m["content"]) for m in pair[k]) for k in ("chosen", "rejected"))
         fixed += sum(count_tokens(m["content"]) for m in system)
         costs = [count_tokens(m["content"]) for m in turns]
@@ -103,8 +103,10 @@ def train(cfg: DPOJob, pipes) -> dict[str, Any]:
     pairs = load_pairs(cfg.pairs_file)
     model, tokenizer = load_model_and_tokenizer(cfg.base_model_dir, [cfg.sft_adapter_dir])
     pairs, shortened = fit_prompts(pairs, message_token_counter(tokenizer), cfg.max_length)
-    pipes.log.info(f"dpo: {len(pairs)} pairs on base {cfg.base_model_dir} + sft {cfg.sft_adapter_dir}; "
-                   f"{shortened} prompts shortened to their latest turns to fit max_length={cfg.max_length}")
+    pipes.log.info(
+        f"dpo: {len(pairs)} pairs on base {cfg.base_model_dir} + sft {cfg.sft_adapter_dir}; "
+        f"{shortened} prompts shortened to their latest turns to fit max_length={cfg.max_length}"
+    )
 
     staging = staging_dir(cfg.output_dir)
     args = DPOConfig(

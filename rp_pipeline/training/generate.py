@@ -120,8 +120,15 @@ def generate_job(cfg: GenerateJob, pipes) -> dict[str, Any]:
             messages.append({"role": "assistant", "content": content})
             replies.append(content)
             new_tokens, seconds = new_tokens + n, seconds + s
-        rows.append({"id": req["id"], "content": replies[-1], "replies": replies,
-                     "new_tokens": new_tokens, "seconds": round(seconds, 4)})
+        rows.append(
+            {
+                "id": req["id"],
+                "content": replies[-1],
+                "replies": replies,
+                "new_tokens": new_tokens,
+                "seconds": round(seconds, 4),
+            }
+        )
         total_new += new_tokens
         total_gen_s += seconds
         pipes.log.info(f"generate: {len(rows)}/{len(requests)} rows, {total_new} tokens")

@@ -16,8 +16,9 @@ SKIP_KEYS = ("GGUF.", "general.architecture")
 Q8_BLOCK = 32
 
 
-def export_gguf_q8(model: Any, template_gguf: Path, out_path: Path, name: str,
-                   fake_quantize: bool = False) -> dict[str, Any]:
+def export_gguf_q8(
+    model: Any, template_gguf: Path, out_path: Path, name: str, fake_quantize: bool = False
+) -> dict[str, Any]:
     """Write `out_path`; with `fake_quantize` the model's weights are replaced in place by
     their Q8_0 round trip, so its logits afterwards are those llama.cpp will compute."""
     import gguf

@@ -132,8 +132,9 @@ def quantize_job(cfg: QuantizeJob, pipes) -> dict[str, Any]:
     if cfg.method == "gguf_q8_0":
         from rp_pipeline.training.gguf_export import export_gguf_q8
 
-        export_gguf_q8(model, cfg.template_gguf, staging / GGUF_FILE, name=cfg.output_dir.parent.name,
-                       fake_quantize=True)
+        export_gguf_q8(
+            model, cfg.template_gguf, staging / GGUF_FILE, name=cfg.output_dir.parent.name, fake_quantize=True
+        )
         size_int8 = (staging / GGUF_FILE).stat().st_size
         got = _logits(model, tokenizer, cfg.sample_text)
     else:

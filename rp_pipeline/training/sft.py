@@ -108,8 +108,10 @@ def train(cfg: SFTJob, pipes) -> dict[str, Any]:
     rows, too_long = split_to_fit(rows, tokenizer, cfg.max_length)
     if not rows:
         raise ValueError(f"no training row fits max_length={cfg.max_length} tokens; raise max_length")
-    pipes.log.info(f"sft: {loaded} rows ({len(rows)} after splitting at max_length, {too_long} over-long "
-                   f"exchanges left out), base {base}, {sum(p.numel() for p in model.parameters()):,} params")
+    pipes.log.info(
+        f"sft: {loaded} rows ({len(rows)} after splitting at max_length, {too_long} over-long "
+        f"exchanges left out), base {base}, {sum(p.numel() for p in model.parameters()):,} params"
+    )
 
     staging = staging_dir(cfg.output_dir)
     args = SFTConfig(

@@ -15,7 +15,10 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 def _dialogue(card) -> CleanedDialogue:
     return CleanedDialogue(
-        id="clean-1", dialogue_id="dlg-1", persona_id=card.id, language=card.language,
+        id="clean-1",
+        dialogue_id="dlg-1",
+        persona_id=card.id,
+        language=card.language,
         messages=[
             Message(role="system", content="persona"),
             Message(role="user", content="今天好累"),
@@ -55,8 +58,9 @@ def test_a_failed_verdict_leaves_its_candidate_out_and_max_turns_bounds_the_call
     # both verdicts of the first turn fail validation: 2 candidates x (1 try + max_repairs 2)
     fake_llm.queue("judge", *(["not json"] * 6))
 
-    pairs = judge.run(judge_ranked_pairs(judge, Prompts(ASSETS / "prompts"), card, _dialogue(card), candidates,
-                                         max_turns=1))
+    pairs = judge.run(
+        judge_ranked_pairs(judge, Prompts(ASSETS / "prompts"), card, _dialogue(card), candidates, max_turns=1)
+    )
 
     assert pairs == []
     assert len(judge.calls) == 6  # turn 4 (it would rank) is past max_turns and never judged

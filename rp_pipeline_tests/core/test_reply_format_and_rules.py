@@ -48,7 +48,9 @@ def test_clean_replies_pass_in_chinese_and_english():
 
 def test_each_rule_fires():
     assert "assistant_speak" in codes("作为一个AI，我很高兴为您服务<emotion>neutral</emotion>", "zh")
-    assert "assistant_speak" in codes("作为一个AI助手，我很乐意帮助你<emotion>neutral</emotion>", "zh")  # Latin then Han
+    assert "assistant_speak" in codes(
+        "作为一个AI助手，我很乐意帮助你<emotion>neutral</emotion>", "zh"
+    )  # Latin then Han
     assert "assistant_speak" in codes("As an AI language model I cannot<emotion>neutral</emotion>", "en")
     assert "goodbye" in codes("好啦我先下线了，再见<emotion>sad</emotion>", "zh")
     assert "stage_direction" in codes("*smiles softly* hi there friend<emotion>happy</emotion>", "en")
@@ -72,5 +74,5 @@ def test_rules_file_errors_name_the_file(tmp_path: Path):
     for name in ("assistant_speak", "goodbye"):
         (tmp_path / f"{name}.yaml").write_text("zh: [再见]\n")
     (tmp_path / "meta_commentary.yaml").write_text("- not a mapping\n")
-    with pytest.raises(ValueError, match="meta_commentary.yaml"):
+    with pytest.raises(ValueError, match=r"meta_commentary\.yaml"):
         RuleSet.load(tmp_path)

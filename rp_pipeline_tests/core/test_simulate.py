@@ -22,8 +22,12 @@ def simulate(fake_llm, tmp_path, **config):
     card = load_persona_file(ASSETS / "personas" / "lin-xiaoman.yaml")
     sample = sample_seeds(load_seed_variables(ASSETS / "seeds"), 1, seed=0)[0]
     topics = TopicSet(id="topic-x", sample_id=sample.id, keywords=["咖啡", "猫"])
-    sim = DialogueSimulator(client, Prompts(ASSETS / "prompts"), RuleSet.load(ASSETS / "rules"),
-                            SimulationConfig(min_turns=5, max_turns=9, topic_every=2, moderator_every=2, **config))
+    sim = DialogueSimulator(
+        client,
+        Prompts(ASSETS / "prompts"),
+        RuleSet.load(ASSETS / "rules"),
+        SimulationConfig(min_turns=5, max_turns=9, topic_every=2, moderator_every=2, **config),
+    )
     return client.run(sim.simulate(card, sample, topics)), fake_llm
 
 

@@ -32,17 +32,27 @@ def test_32_dialogues_run_concurrently_and_a_rerun_makes_no_calls(tmp_path, monk
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     (tmp_path / "dagster_home").mkdir()
     settings = make_settings(
-        tmp_path, fake, llm={"max_concurrency": 32},
-        simulation={"min_turns": 20, "max_turns": 21, "topic_every": 4, "moderator_every": 4,
-                    "max_attempts": 2, "dialogues_per_persona": 32},
+        tmp_path,
+        fake,
+        llm={"max_concurrency": 32},
+        simulation={
+            "min_turns": 20,
+            "max_turns": 21,
+            "topic_every": 4,
+            "moderator_every": 4,
+            "max_attempts": 2,
+            "dialogues_per_persona": 32,
+        },
     )
     started = time.perf_counter()
     first = run_generation(settings, personas=[PERSONA])[PERSONA]
     elapsed = time.perf_counter() - started
     assert first.success
     calls = sum(fake.calls.values())
-    dialogues = [Dialogue.model_validate(d) for d in
-                 json.loads((settings.data_dir / "assets" / "dialogues" / f"{PERSONA}.json").read_text())]
+    dialogues = [
+        Dialogue.model_validate(d)
+        for d in json.loads((settings.data_dir / "assets" / "dialogues" / f"{PERSONA}.json").read_text())
+    ]
     assert len(dialogues) == 32 and len({d.id for d in dialogues}) == 32
     assert all(len(d.turns) == 21 for d in dialogues)
     # all dialogues of the partition ran at once, under the limit; the 200 ms waits overlapped
@@ -70,9 +80,14 @@ def test_32_dialogues_run_concurrently_and_a_rerun_makes_no_calls(tmp_path, monk
 
     second = run_generation(settings, personas=[PERSONA])[PERSONA]
     assert second.success and sum(fake.calls.values()) == calls
-    ledger = LineageStore(settings.data_dir / "lineage").connect().execute(
-        "SELECT run_id, count(*), count_if(NOT cache_hit) FROM calls WHERE asset = 'dialogues' GROUP BY run_id"
-    ).fetchall()
+    ledger = (
+        LineageStore(settings.data_dir / "lineage")
+        .connect()
+        .execute(
+            "SELECT run_id, count(*), count_if(NOT cache_hit) FROM calls WHERE asset = 'dialogues' GROUP BY run_id"
+        )
+        .fetchall()
+    )
     by_run = {run_id: (total, misses) for run_id, total, misses in ledger}
     assert by_run[first.run_id][1] > 0
     assert by_run[second.run_id] == (by_run[first.run_id][0], 0)  # same requests, all from the cache

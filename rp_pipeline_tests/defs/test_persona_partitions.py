@@ -48,14 +48,15 @@ def test_sensor_adds_partitions_and_runs_only_new_personas(pipeline_settings, fa
             assert job.execute_in_process(instance=instance, partition_key=run.partition_key).success
 
     assert defs.resolve_job_def("prepare_job").execute_in_process(instance=instance).success
-    synthesized = [c["id"] for c in json.loads(
-        (pipeline_settings.data_dir / "assets" / "synthesized_personas.json").read_text())]
+    synthesized = [
+        c["id"] for c in json.loads((pipeline_settings.data_dir / "assets" / "synthesized_personas.json").read_text())
+    ]
     authored = sorted(p.stem for p in (pipeline_settings.assets_dir / "personas").glob("*.yaml"))
     first = evaluate()
     assert [r.partition_key for r in first.run_requests] == authored + synthesized
     launch(first)
     before = _materializations(instance, "dialogues")
-    assert before == Counter({key: 1 for key in authored + synthesized})
+    assert before == Counter(dict.fromkeys(authored + synthesized, 1))
     assert evaluate().skip_reason  # nothing new
 
     _write_card(pipeline_settings.assets_dir / "personas", "nora-hale", name="Nora Hale")
@@ -74,8 +75,10 @@ BAD_CARDS = {  # partition key -> (how the card is broken, what the error must n
     "bad-type": ({"age": "very old"}, ["bad-type.yaml", "age", "integer"]),
     "bad-language": ({"language": "xx"}, ["bad-language.yaml", "language", "unknown language 'xx'"]),
     "bad-examples": ({"speaking_examples": []}, ["bad-examples.yaml", "speaking_examples", "at least 1"]),
-    "bad-yaml": ("name: Theo\nage: 38\nbackground: a farm: in Yorkshire\n",
-                 ["bad-yaml.yaml", "line 3", "not valid YAML"]),
+    "bad-yaml": (
+        "name: Theo\nage: 38\nbackground: a farm: in Yorkshire\n",
+        ["bad-yaml.yaml", "line 3", "not valid YAML"],
+    ),
 }
 
 

@@ -37,7 +37,7 @@ def test_structured_output_is_repaired_then_gives_up(fake_llm, tmp_path):
     assert c.run(c.structured("judge", [{"role": "user", "content": "x"}], Keywords, seed=0)).keywords == ["a"]
     assert "That JSON is invalid" in fake_llm.requests[-1]["messages"][-1]["content"]
     fake_llm.queue("judge", "no", "still no", "never")
-    with pytest.raises(StructuredOutputError, match="judge.*Keywords"):
+    with pytest.raises(StructuredOutputError, match=r"judge.*Keywords"):
         c.run(c.structured("judge", [{"role": "user", "content": "y"}], Keywords, seed=0))
 
 
@@ -52,8 +52,9 @@ def test_server_errors_are_retried(fake_llm, tmp_path):
 def test_a_failing_primary_hands_over_to_its_fallback(fake_llm, tmp_path, failure):
     path = fake_llm.write_config(tmp_path / "m.yaml", num_retries=1)
     raw = yaml.safe_load(path.read_text())
-    raw["roles"]["scene_agent"]["fallbacks"] = [{"model": "openai/fake-moderator", "api_base": fake_llm.api_base,
-                                                 "temperature": 0.1, "max_tokens": 11}]
+    raw["roles"]["scene_agent"]["fallbacks"] = [
+        {"model": "openai/fake-moderator", "api_base": fake_llm.api_base, "temperature": 0.1, "max_tokens": 11}
+    ]
     path.write_text(yaml.safe_dump(raw))
     fake_llm.queue("scene_agent", failure, failure)
     c = LLMClient(load_llm_config(path), ResponseCache(tmp_path / "c.sqlite"))
@@ -63,7 +64,8 @@ def test_a_failing_primary_hands_over_to_its_fallback(fake_llm, tmp_path, failur
     answered = fake_llm.requests[-1]
     assert answered["model"] == "fake-moderator" and (answered["temperature"], answered["max_tokens"]) == (0.1, 11)
     assert [(r.role, r.model, r.ok, r.cache_hit) for r in c.calls] == [
-        ("scene_agent", "openai/fake-moderator", True, False)]
+        ("scene_agent", "openai/fake-moderator", True, False)
+    ]
     # the cached answer remembers which model gave it
     c.run(c.complete("scene_agent", messages, seed=0))
     assert (c.calls[-1].model, c.calls[-1].cache_hit) == ("openai/fake-moderator", True)
@@ -74,8 +76,9 @@ def test_calls_run_concurrently_up_to_the_limit(fake_llm, tmp_path):
     c = client(fake_llm, tmp_path, cache=False, max_concurrency=4)
 
     async def many():
-        return await asyncio.gather(*(c.complete("scene_agent", [{"role": "user", "content": f"x{i}"}], seed=i)
-                                      for i in range(12)))
+        return await asyncio.gather(
+            *(c.complete("scene_agent", [{"role": "user", "content": f"x{i}"}], seed=i) for i in range(12))
+        )
 
     assert c.run(many()) == ["a rainy-day film"] * 12
     assert fake_llm.peak_in_flight == 4
@@ -100,19 +103,25 @@ def test_switching_a_role_provider_is_a_yaml_change(fake_llm, tmp_path, monkeypa
     path = fake_llm.write_config(tmp_path / "a.yaml")
     other = yaml.safe_load(path.read_text())
     other["roles"]["character"] = {
-        "model": "deepseek/deepseek-chat", "api_key_env": "DEEPSEEK_API_KEY", "temperature": 0.9,
+        "model": "deepseek/deepseek-chat",
+        "api_key_env": "DEEPSEEK_API_KEY",
+        "temperature": 0.9,
         "fallbacks": [{"model": "anthropic/claude-sonnet-4-5", "api_key_env": "ANTHROPIC_API_KEY"}],
     }
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(other))
     a, b = (LLMClient(load_llm_config(tmp_path / n)) for n in ("a.yaml", "b.yaml"))
 
     def routed(client, role):
-        return [(d["model_name"], d["litellm_params"]["model"], d["litellm_params"]["api_base"])
-                for d in client.deployments(role)]
+        return [
+            (d["model_name"], d["litellm_params"]["model"], d["litellm_params"]["api_base"])
+            for d in client.deployments(role)
+        ]
 
     assert routed(a, "character") == [("character", "openai/fake-character", fake_llm.api_base)]
-    assert routed(b, "character") == [("character", "deepseek/deepseek-chat", None),
-                                      ("character/fallback-1", "anthropic/claude-sonnet-4-5", None)]
+    assert routed(b, "character") == [
+        ("character", "deepseek/deepseek-chat", None),
+        ("character/fallback-1", "anthropic/claude-sonnet-4-5", None),
+    ]
     assert b.deployments("character")[0]["litellm_params"]["api_key"] == "sk-deepseek-test"  # from the env
     assert routed(a, "judge") == routed(b, "judge") == [("judge", "openai/fake-judge", fake_llm.api_base)]
     # the router litellm would call is built from exactly these deployments (no network)
@@ -131,7 +140,7 @@ def test_keys_come_from_the_environment_and_never_reach_the_ledger(fake_llm, tmp
     path.write_text(yaml.safe_dump(raw))
     fake_llm.queue("judge", 500, 500, 500)
     c = LLMClient(load_llm_config(path), ResponseCache(tmp_path / "c.sqlite"))
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="scripted 500"):
         c.run(c.complete("judge", [{"role": "user", "content": "x"}], seed=0))
     assert secret not in repr(c.calls)
     assert secret not in (tmp_path / "m.yaml").read_text()

@@ -21,10 +21,16 @@ def test_long_prompts_lose_their_oldest_exchanges_and_keep_persona_and_latest_tu
 
 
 def test_prompts_that_fit_are_untouched_and_an_unfittable_one_keeps_only_its_latest_turn() -> None:
-    short = {"prompt": [_m("system", "s"), _m("user", "hi")], "chosen": [_m("assistant", "ok")],
-             "rejected": [_m("assistant", "no")]}
-    huge = {"prompt": [_m("system", "s" * 50), _m("user", "u"), _m("assistant", "a"), _m("user", "q" * 50)],
-            "chosen": [_m("assistant", "c")], "rejected": [_m("assistant", "r")]}
+    short = {
+        "prompt": [_m("system", "s"), _m("user", "hi")],
+        "chosen": [_m("assistant", "ok")],
+        "rejected": [_m("assistant", "no")],
+    }
+    huge = {
+        "prompt": [_m("system", "s" * 50), _m("user", "u"), _m("assistant", "a"), _m("user", "q" * 50)],
+        "chosen": [_m("assistant", "c")],
+        "rejected": [_m("assistant", "r")],
+    }
 
     fitted, shortened = fit_prompts([short, huge], len, max_length=20)
 

@@ -12,10 +12,17 @@ from rp_pipeline_tests.training.conftest import run_training_script
 
 def test_gguf_q8_export_reloads_and_matches_fp32(tiny_model_dir, sft_run, tmp_path):
     template = build_tiny_gguf(tiny_model_dir, tmp_path / "template.gguf")
-    run = run_training_script("quantize", {
-        "base_model_dir": str(tiny_model_dir), "adapters": [str(sft_run.workdir / "adapter")],
-        "output_dir": str(tmp_path / "q" / "model"), "method": "gguf_q8_0", "template_gguf": str(template),
-    }, tmp_path / "q")
+    run = run_training_script(
+        "quantize",
+        {
+            "base_model_dir": str(tiny_model_dir),
+            "adapters": [str(sft_run.workdir / "adapter")],
+            "output_dir": str(tmp_path / "q" / "model"),
+            "method": "gguf_q8_0",
+            "template_gguf": str(template),
+        },
+        tmp_path / "q",
+    )
     assert run.ok, run.proc.stderr[-3000:]
     out = tmp_path / "q" / "model" / "model.gguf"
     metrics = json.loads((tmp_path / "q" / "model" / "metrics.json").read_text())
@@ -26,7 +33,9 @@ def test_gguf_q8_export_reloads_and_matches_fp32(tiny_model_dir, sft_run, tmp_pa
     kinds = {t.name: t.tensor_type for t in exported.tensors}
     assert kinds["blk.0.attn_q.weight"] == gguf.GGMLQuantizationType.Q8_0
     assert kinds["blk.0.attn_norm.weight"] == gguf.GGMLQuantizationType.F32
-    assert exported.fields["tokenizer.chat_template"].contents() == original.fields["tokenizer.chat_template"].contents()
+    assert (
+        exported.fields["tokenizer.chat_template"].contents() == original.fields["tokenizer.chat_template"].contents()
+    )
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -38,6 +47,9 @@ def test_gguf_q8_export_reloads_and_matches_fp32(tiny_model_dir, sft_run, tmp_pa
 
 
 def test_gguf_method_requires_a_template(tiny_model_dir, tmp_path):
-    run = run_training_script("quantize", {"base_model_dir": str(tiny_model_dir), "output_dir": str(tmp_path / "o"),
-                                           "method": "gguf_q8_0"}, tmp_path / "w")
+    run = run_training_script(
+        "quantize",
+        {"base_model_dir": str(tiny_model_dir), "output_dir": str(tmp_path / "o"), "method": "gguf_q8_0"},
+        tmp_path / "w",
+    )
     assert not run.ok and "template_gguf" in run.proc.stderr

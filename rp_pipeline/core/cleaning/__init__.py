@@ -9,5 +9,13 @@ entry point for `rp clean` and the Dagster assets.
 from rp_pipeline.core.cleaning.clean import CleaningResult, clean_rows, dialogue_row, to_drops
 from rp_pipeline.core.cleaning.models import REASON_CODES, ChatRow, CleaningConfig, TurnReport
 
-__all__ = ["REASON_CODES", "ChatRow", "CleaningConfig", "CleaningResult", "TurnReport", "clean_rows",
-           "dialogue_row", "to_drops"]
+__all__ = [
+    "REASON_CODES",
+    "ChatRow",
+    "CleaningConfig",
+    "CleaningResult",
+    "TurnReport",
+    "clean_rows",
+    "dialogue_row",
+    "to_drops",
+]

@@ -44,14 +44,25 @@ def dialogue_row(dialogue: Dialogue) -> ChatRow:
     """A simulated dialogue as training sees it. turns[0] is the opening line, already in the
     system prompt, so the system message takes its place and message i stays turn i."""
     roles = {"character": "assistant", "user": "user"}
-    return ChatRow(id=dialogue.id, language=dialogue.language, messages=[
-        Message(role="system", content=dialogue.system_prompt),
-        *(Message(role=roles[t.role], content=t.content) for t in dialogue.turns[1:]),
-    ])
+    return ChatRow(
+        id=dialogue.id,
+        language=dialogue.language,
+        messages=[
+            Message(role="system", content=dialogue.system_prompt),
+            *(Message(role=roles[t.role], content=t.content) for t in dialogue.turns[1:]),
+        ],
+    )
 
 
 def to_drops(reports: list[TurnReport]) -> list[Drop]:
     """Lineage drop events: one per code of every flagged turn, the action in the detail."""
-    return [Drop(row_id=r.id, turn=r.turn, reason=code,
-                 detail="; ".join([r.action, *(d for d in r.details if d.startswith(f"{code}:"))]))
-            for r in reports for code in r.codes]
+    return [
+        Drop(
+            row_id=r.id,
+            turn=r.turn,
+            reason=code,
+            detail="; ".join([r.action, *(d for d in r.details if d.startswith(f"{code}:"))]),
+        )
+        for r in reports
+        for code in r.codes
+    ]

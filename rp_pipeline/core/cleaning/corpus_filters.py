@@ -46,19 +46,41 @@ def remove_duplicates(rows: list[ChatRow], config: CleaningConfig) -> tuple[list
     for index, row in enumerate(rows):
         key = content_hash([m.model_dump() for m in row.messages])
         if key in seen:
-            reports.append(TurnReport(id=row.id, turn=None, role=None, codes=["exact_duplicate"], action="drop",
-                                      details=[f"same as {seen[key]}"]))
+            reports.append(
+                TurnReport(
+                    id=row.id,
+                    turn=None,
+                    role=None,
+                    codes=["exact_duplicate"],
+                    action="drop",
+                    details=[f"same as {seen[key]}"],
+                )
+            )
             continue
         seen[key] = row.id
         grams = shingles(_dialogue_text(row))
         if grams:
             signature = MinHash(num_perm=NUM_PERM, seed=1, permutations=template.permutations, scheme=template.scheme)
             signature.update_batch([g.encode("utf-8") for g in grams])
-            twin = next((c for c in lsh.query(signature)
-                         if len(grams & sets[c]) / len(grams | sets[c]) >= config.near_duplicate_threshold), None)
+            twin = next(
+                (
+                    c
+                    for c in lsh.query(signature)
+                    if len(grams & sets[c]) / len(grams | sets[c]) >= config.near_duplicate_threshold
+                ),
+                None,
+            )
             if twin is not None:
-                reports.append(TurnReport(id=row.id, turn=None, role=None, codes=["near_duplicate"], action="drop",
-                                          details=[f"like {rows[int(twin)].id}"]))
+                reports.append(
+                    TurnReport(
+                        id=row.id,
+                        turn=None,
+                        role=None,
+                        codes=["near_duplicate"],
+                        action="drop",
+                        details=[f"like {rows[int(twin)].id}"],
+                    )
+                )
                 continue
             lsh.insert(str(index), signature)
             sets[str(index)] = grams
@@ -84,8 +106,16 @@ def cap_openings(rows: list[ChatRow], config: CleaningConfig) -> tuple[list[Chat
                 continue
             if counts[opening] + mine[opening] >= cap:
                 result, action = cut_at(row, turn, config)
-                reports.append(TurnReport(id=row.id, turn=turn, role="assistant", codes=["overfrequent_pattern"],
-                                          action=action, details=[f"{opening!r} already opens {cap} replies"]))
+                reports.append(
+                    TurnReport(
+                        id=row.id,
+                        turn=turn,
+                        role="assistant",
+                        codes=["overfrequent_pattern"],
+                        action=action,
+                        details=[f"{opening!r} already opens {cap} replies"],
+                    )
+                )
                 break
             mine[opening] += 1
         if result is not None:

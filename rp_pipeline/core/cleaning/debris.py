@@ -25,8 +25,22 @@ _REMOVALS = [
 _EMOJI_RUN = regex.compile(r"(?:\p{Extended_Pictographic}[\uFE0F\u200D\p{Emoji_Modifier}]*){4,}")
 _SYMBOL = r"(?:(?!\p{Extended_Pictographic})[\p{S}#@%&*^_|\\/=])"
 _SYMBOL_RUN = regex.compile(rf"{_SYMBOL}(?:\s?{_SYMBOL})+")
-_PAIRS = {")": "(", "）": "(", "(": "(", "（": "(", "]": "[", "[": "[", "】": "【", "【": "【", "}": "{", "{": "{",
-          "」": "「", "「": "「", "』": "『", "『": "『"}
+_PAIRS = {
+    ")": "(",
+    "）": "(",
+    "(": "(",
+    "（": "(",
+    "]": "[",
+    "[": "[",
+    "】": "【",
+    "【": "【",
+    "}": "{",
+    "{": "{",
+    "」": "「",
+    "「": "「",
+    "』": "『",
+    "『": "『",
+}
 _OPENERS = set("(（[【{「『")
 _PLACEHOLDER = regex.compile(r"\x00(\d+)\x00")
 _SPACES = regex.compile(r"[ \t]{2,}")

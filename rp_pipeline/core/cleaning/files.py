@@ -33,8 +33,9 @@ def write_outputs(result: CleaningResult, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     kept, report = out_dir / "kept.jsonl", out_dir / "report.jsonl"
     kept.write_text("".join(r.model_dump_json() + "\n" for r in result.kept), encoding="utf-8")
-    report.write_text("".join(json.dumps(r.model_dump(), ensure_ascii=False) + "\n" for r in result.reports),
-                      encoding="utf-8")
+    report.write_text(
+        "".join(json.dumps(r.model_dump(), ensure_ascii=False) + "\n" for r in result.reports), encoding="utf-8"
+    )
     return kept, report
 
 
@@ -43,8 +44,10 @@ def summary(result: CleaningResult, rows_in: int, invalid: int) -> str:
     so two runs compare line by line)."""
     actions = result.action_counts()
     codes = result.code_counts()
-    head = (f"rows in {rows_in}  kept {len(result.kept)}  cut {actions['cut']}  dropped {actions['drop']}  "
-            f"invalid {invalid}  repaired turns {actions['repair']}")
+    head = (
+        f"rows in {rows_in}  kept {len(result.kept)}  cut {actions['cut']}  dropped {actions['drop']}  "
+        f"invalid {invalid}  repaired turns {actions['repair']}"
+    )
     lines = [head, "", f"{'code':<22}{'turns':>8}"]
     lines += [f"{code:<22}{codes[code]:>8}" for code in REASON_CODES]
     return "\n".join(lines)

@@ -56,8 +56,10 @@ def reply_format(turn: TurnContext) -> list[Verdict]:
 def reply_rules(turn: TurnContext) -> list[Verdict]:
     if turn.role == "user":
         return [] if turn.content.strip() else [Verdict("empty", "drop", "user turn")]
-    return [Verdict(v.code, "drop", v.detail)
-            for v in check_character_reply(turn.content, turn.language, turn.rules, last_user=turn.last_user)]
+    return [
+        Verdict(v.code, "drop", v.detail)
+        for v in check_character_reply(turn.content, turn.language, turn.rules, last_user=turn.last_user)
+    ]
 
 
 TURN_FILTERS: tuple[TurnFilter, ...] = (pii, symbol_debris, reply_format, reply_rules)

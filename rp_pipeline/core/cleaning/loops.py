@@ -45,11 +45,18 @@ def find_loop(replies: list[tuple[int, str]], window: int, threshold: float) -> 
         if not earlier:
             continue
         start = earlier[0]
-        repeats = [k for k in range(start + 1, len(keys))
-                   if any(similar(keys[i], keys[k], threshold)
-                          for i in range(max(start, k - window), min(len(keys), k + window + 1)) if i != k)]
+        repeats = [
+            k
+            for k in range(start + 1, len(keys))
+            if any(
+                similar(keys[i], keys[k], threshold)
+                for i in range(max(start, k - window), min(len(keys), k + window + 1))
+                if i != k
+            )
+        ]
         if len(repeats) < MIN_LOOP_REPEATS:
             return [(replies[j][0], f"repeats turn {replies[start][0]}")]
         return [(replies[start][0], "a loop starts here")] + [
-            (replies[k][0], f"repeats a reply of the loop from turn {replies[start][0]}") for k in repeats]
+            (replies[k][0], f"repeats a reply of the loop from turn {replies[start][0]}") for k in repeats
+        ]
     return []

@@ -11,9 +11,22 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rp_pipeline.core.models import LanguageCode, Message, NonEmptyStr
 
 REASON_CODES = (
-    "wrong_language", "lang_mix", "assistant_speak", "stage_direction", "goodbye", "too_long", "bad_format",
-    "meta_commentary", "empty", "echo", "repetition_loop", "near_duplicate", "exact_duplicate", "pii",
-    "symbol_debris", "overfrequent_pattern",
+    "wrong_language",
+    "lang_mix",
+    "assistant_speak",
+    "stage_direction",
+    "goodbye",
+    "too_long",
+    "bad_format",
+    "meta_commentary",
+    "empty",
+    "echo",
+    "repetition_loop",
+    "near_duplicate",
+    "exact_duplicate",
+    "pii",
+    "symbol_debris",
+    "overfrequent_pattern",
     "too_few_turns",  # a row that was short before anything was cut (no turn to blame)
 )
 Action = Literal["drop", "cut", "repair", "flag"]

@@ -39,20 +39,40 @@ def _digits(text: str) -> str:
 _PATTERNS: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None]] = [
     ("email", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}"), None),
     ("cn_id", re.compile(r"(?<![\dA-Za-z])\d{17}[\dXx](?![\dA-Za-z])"), valid_cn_id),
-    ("bank_card", re.compile(r"(?<!\d)\d{4}(?:[ -]?\d{4}){2,3}(?:[ -]?\d{1,3})?(?!\d)"),
-     lambda m: 13 <= len(_digits(m)) <= 19 and luhn_ok(_digits(m))),
+    (
+        "bank_card",
+        re.compile(r"(?<!\d)\d{4}(?:[ -]?\d{4}){2,3}(?:[ -]?\d{1,3})?(?!\d)"),
+        lambda m: 13 <= len(_digits(m)) <= 19 and luhn_ok(_digits(m)),
+    ),
     ("cn_mobile", re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)"), None),
     ("cn_landline", re.compile(r"(?<!\d)0\d{2,3}-\d{7,8}(?!\d)"), None),
     ("phone", re.compile(r"(?<![\d+])(?:\+?1[-. ]?)?\(?\d{3}\)?[-. ]\d{3}[-. ]\d{4}(?!\d)"), None),
     ("intl_phone", re.compile(r"(?<![\d+])\+\d{1,3}[- ]?\d{2,4}[- ]?\d{3,4}[- ]?\d{3,4}(?!\d)"), None),
-    ("address_zh", re.compile(r"(?:(?![在住是我你他她的到去来于])[\u4e00-\u9fff]){2,8}(?:省|市|区|县)"
-                              r"[\u4e00-\u9fff\d]{0,12}?"
-                              r"[\u4e00-\u9fff\d]{1,10}(?:路|街|道|巷|弄)\d+号(?:\d+(?:栋|幢|楼|单元|室))*"), None),
-    ("address_en", re.compile(r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|"
-                              r"Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl)\b\.?(?:,?\s*(?:Apt|Suite|Unit)\.?\s*\d+)?"),
-     None),
-    ("password", re.compile(r"(?i)(?:password|passcode|passwd|pwd|密码|口令)\s*(?:is|是|为|:|：|=)\s*"
-                            r"([^\s，。,.!?！？<]{3,})"), None),
+    (
+        "address_zh",
+        re.compile(
+            r"(?:(?![在住是我你他她的到去来于])[\u4e00-\u9fff]){2,8}(?:省|市|区|县)"
+            r"[\u4e00-\u9fff\d]{0,12}?"
+            r"[\u4e00-\u9fff\d]{1,10}(?:路|街|道|巷|弄)\d+号(?:\d+(?:栋|幢|楼|单元|室))*"
+        ),
+        None,
+    ),
+    (
+        "address_en",
+        re.compile(
+            r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|"
+            r"Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl)\b\.?(?:,?\s*(?:Apt|Suite|Unit)\.?\s*\d+)?"
+        ),
+        None,
+    ),
+    (
+        "password",
+        re.compile(
+            r"(?i)(?:password|passcode|passwd|pwd|密码|口令)\s*(?:is|是|为|:|：|=)\s*"
+            r"([^\s，。,.!?！？<]{3,})"
+        ),
+        None,
+    ),
 ]
 
 
@@ -60,13 +80,15 @@ def scrub_pii(text: str) -> tuple[str, list[str]]:
     """`text` with personal data masked, and the kinds found (empty when nothing was)."""
     kinds: list[str] = []
     for kind, pattern, valid in _PATTERNS:
+
         def mask(match: re.Match[str], kind: str = kind, valid=valid) -> str:
             if valid is not None and not valid(match.group(0)):
                 return match.group(0)
             kinds.append(kind)
             if match.lastindex:  # mask only the secret, keep "密码是"
                 start, end = match.span(1)
-                return match.group(0)[: start - match.start()] + MASK + match.group(0)[end - match.start():]
+                return match.group(0)[: start - match.start()] + MASK + match.group(0)[end - match.start() :]
             return MASK
+
         text = pattern.sub(mask, text)
     return text, kinds

@@ -24,6 +24,7 @@ def quality_rates(conversations: list[tuple[str, list[Message]]]) -> dict[str, f
     return {
         "assistant_turns": len(replies),
         "format_valid_rate": round(sum(is_valid_reply(text) for _, text in replies) / len(replies), 4),
-        "in_language_rate": round(sum(d in (None, lang) for d, (lang, _) in zip(detected, replies, strict=True))
-                                  / len(replies), 4),
+        "in_language_rate": round(
+            sum(d in (None, lang) for d, (lang, _) in zip(detected, replies, strict=True)) / len(replies), 4
+        ),
     }

@@ -23,9 +23,14 @@ def cut_at(row: ChatRow, turn: int, config: CleaningConfig) -> tuple[ChatRow | N
 
 
 def _report(row: ChatRow, turn: int, verdicts: list[Verdict], action: Action) -> TurnReport:
-    return TurnReport(id=row.id, turn=turn, role=row.messages[turn].role, action=action,
-                      codes=list(dict.fromkeys(v.code for v in verdicts)),
-                      details=[f"{v.code}: {v.detail}" for v in verdicts if v.detail])
+    return TurnReport(
+        id=row.id,
+        turn=turn,
+        role=row.messages[turn].role,
+        action=action,
+        codes=list(dict.fromkeys(v.code for v in verdicts)),
+        details=[f"{v.code}: {v.detail}" for v in verdicts if v.detail],
+    )
 
 
 def clean_row(row: ChatRow, rules: RuleSet, config: CleaningConfig) -> tuple[ChatRow | None, list[TurnReport]]:
@@ -35,8 +40,9 @@ def clean_row(row: ChatRow, rules: RuleSet, config: CleaningConfig) -> tuple[Cha
     for index, message in enumerate(messages):
         if message.role == "system":
             continue
-        context = TurnContext(message.role, message.content, row.language, rules,
-                              last_user if message.role == "assistant" else None)
+        context = TurnContext(
+            message.role, message.content, row.language, rules, last_user if message.role == "assistant" else None
+        )
         content, found = run_filters(context)
         messages[index] = Message(role=message.role, content=content)
         if message.role == "user":
