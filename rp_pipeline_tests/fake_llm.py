@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from rp_pipeline.llm.config import ROLES
+from rp_pipeline.core.chat import ROLES
 
 LANGUAGE_LINES = {
     "Chinese": ["你今天过得怎么样", "那你最近在忙什么呀", "我有点累但是很开心", "给我讲讲你的事吧"],

@@ -14,13 +14,12 @@ from statistics import mean
 import yaml
 from pydantic import BaseModel, Field
 
+from rp_pipeline.core.chat import ChatModel, Role, StructuredOutputError
 from rp_pipeline.core.ids import stable_seed
 from rp_pipeline.core.langid import detect_language
 from rp_pipeline.core.models import PersonaCard, Slug
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet, check_character_reply, visible_text
-from rp_pipeline.llm.client import LLMClient, StructuredOutputError
-from rp_pipeline.llm.config import Role
 
 DIMENSIONS = ("human_likeness", "purposefulness", "consistency", "attractiveness")
 
@@ -66,7 +65,7 @@ def transcript_turns(scenario: EvalScenario, card: PersonaCard, replies: list[st
     return turns
 
 
-async def judge(llm: LLMClient, prompts: Prompts, card: PersonaCard, turns: list[dict], key: str) -> JudgeScores | None:
+async def judge(llm: ChatModel, prompts: Prompts, card: PersonaCard, turns: list[dict], key: str) -> JudgeScores | None:
     """The judge sees a condensed card (who, how, what they do not know), not the whole
     system prompt: enough to rate consistency, at a third of the prompt."""
     prompt = prompts.render("judge", card=card, transcript=turns)
@@ -79,7 +78,7 @@ async def judge(llm: LLMClient, prompts: Prompts, card: PersonaCard, turns: list
 
 
 async def judge_all(
-    llm: LLMClient, prompts: Prompts, items: list[tuple[PersonaCard, list[dict], str]]
+    llm: ChatModel, prompts: Prompts, items: list[tuple[PersonaCard, list[dict], str]]
 ) -> list[JudgeScores | None]:
     return list(await asyncio.gather(*(judge(llm, prompts, *item) for item in items)))
 
@@ -125,7 +124,7 @@ def mean_scores(scores: list[JudgeScores | None]) -> dict[str, float]:
 
 
 async def play_scenarios(
-    llm: LLMClient, role: Role, scenarios: list[EvalScenario], system_prompts: dict[str, str]
+    llm: ChatModel, role: Role, scenarios: list[EvalScenario], system_prompts: dict[str, str]
 ) -> dict[str, list[str]]:
     """Answer each scripted user turn in order with the model behind `role`."""
 

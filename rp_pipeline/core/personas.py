@@ -6,12 +6,15 @@ partition: one broken card never stops the others.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from rp_pipeline.core.ids import content_id
+from rp_pipeline.core.chat import ChatModel
+from rp_pipeline.core.ids import content_id, stable_seed
+from rp_pipeline.core.languages import LANGUAGES
 from rp_pipeline.core.models import PersonaCard, SeedSample, TopicSet
 from rp_pipeline.core.prompts import Prompts
 
@@ -76,3 +79,21 @@ def card_from_draft(draft: PersonaDraft, sample: SeedSample, topics: TopicSet) -
         parent_ids=[sample.id, topics.id],
         **draft.model_dump(),
     )
+
+
+async def synthesize_personas(
+    llm: ChatModel, prompts: Prompts, pairs: list[tuple[SeedSample, TopicSet]]
+) -> list[PersonaCard]:
+    async def one(sample: SeedSample, topics: TopicSet) -> PersonaCard:
+        prompt = prompts.render(
+            "persona_writer", sample=sample, topics=topics, language_name=LANGUAGES[sample.language]
+        )
+        draft = await llm.structured(
+            "persona_writer",
+            [{"role": "user", "content": prompt}],
+            PersonaDraft,
+            seed=stable_seed("persona", sample.id),
+        )
+        return card_from_draft(draft, sample, topics)
+
+    return list(await asyncio.gather(*(one(s, t) for s, t in pairs)))

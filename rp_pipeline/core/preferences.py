@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 
+from rp_pipeline.core.chat import ChatModel
 from rp_pipeline.core.evaluation import judge
 from rp_pipeline.core.ids import content_id, stable_seed
 from rp_pipeline.core.models import CleanedDialogue, Dialogue, PersonaCard, PreferencePair
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet, check_character_reply
-from rp_pipeline.llm.client import LLMClient
 
 
 def _pair(
@@ -59,7 +59,7 @@ def regenerated_pairs(cleaned: CleanedDialogue, dialogue: Dialogue) -> list[Pref
 
 
 async def self_sample_pairs(
-    policy: LLMClient,
+    policy: ChatModel,
     rules: RuleSet,
     cleaned: CleanedDialogue,
     samples_per_turn: int = 1,
@@ -86,7 +86,7 @@ async def self_sample_pairs(
 
 
 async def judge_ranked_pairs(
-    judge_llm: LLMClient,
+    judge_llm: ChatModel,
     prompts: Prompts,
     card: PersonaCard,
     cleaned: CleanedDialogue,

@@ -19,13 +19,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from rp_pipeline.core.chat import ChatModel, StructuredOutputError
 from rp_pipeline.core.ids import content_id, stable_seed
 from rp_pipeline.core.languages import LANGUAGES
 from rp_pipeline.core.models import Attempt, Dialogue, PersonaCard, SeedSample, TopicSet, Turn, UserCard
 from rp_pipeline.core.personas import system_prompt
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet, check_character_reply, is_echo
-from rp_pipeline.llm.client import LLMClient, StructuredOutputError
 
 
 class SimulationMode(StrEnum):
@@ -92,7 +92,7 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 
 class DialogueSimulator:
-    def __init__(self, llm: LLMClient, prompts: Prompts, rules: RuleSet, config: SimulationConfig):
+    def __init__(self, llm: ChatModel, prompts: Prompts, rules: RuleSet, config: SimulationConfig):
         self.llm, self.prompts, self.rules, self.config = llm, prompts, rules, config
 
     async def simulate(self, persona: PersonaCard, sample: SeedSample, topics: TopicSet, index: int = 0) -> Dialogue:

@@ -1,4 +1,4 @@
-"""Topic keywords per seed sample, and persona synthesis from a sample and its topics."""
+"""Topic keywords per seed sample (field notes 001: combinations -> topic keywords -> dialogues)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from rp_pipeline.core.chat import ChatModel
 from rp_pipeline.core.ids import content_id, stable_seed
 from rp_pipeline.core.languages import LANGUAGES
-from rp_pipeline.core.models import PersonaCard, SeedSample, TopicSet
-from rp_pipeline.core.personas import PersonaDraft, card_from_draft
+from rp_pipeline.core.models import SeedSample, TopicSet
 from rp_pipeline.core.prompts import Prompts
-from rp_pipeline.llm.client import LLMClient
 
 
 class TopicList(BaseModel):
@@ -29,7 +28,7 @@ def dedupe_keywords(keywords: list[str]) -> list[str]:
     return out
 
 
-async def write_topics(llm: LLMClient, prompts: Prompts, samples: list[SeedSample]) -> list[TopicSet]:
+async def write_topics(llm: ChatModel, prompts: Prompts, samples: list[SeedSample]) -> list[TopicSet]:
     async def one(sample: SeedSample) -> TopicSet:
         prompt = prompts.render("topic_writer", sample=sample, language_name=LANGUAGES[sample.language])
         result = await llm.structured(
@@ -41,21 +40,3 @@ async def write_topics(llm: LLMClient, prompts: Prompts, samples: list[SeedSampl
         )
 
     return list(await asyncio.gather(*(one(s) for s in samples)))
-
-
-async def synthesize_personas(
-    llm: LLMClient, prompts: Prompts, pairs: list[tuple[SeedSample, TopicSet]]
-) -> list[PersonaCard]:
-    async def one(sample: SeedSample, topics: TopicSet) -> PersonaCard:
-        prompt = prompts.render(
-            "persona_writer", sample=sample, topics=topics, language_name=LANGUAGES[sample.language]
-        )
-        draft = await llm.structured(
-            "persona_writer",
-            [{"role": "user", "content": prompt}],
-            PersonaDraft,
-            seed=stable_seed("persona", sample.id),
-        )
-        return card_from_draft(draft, sample, topics)
-
-    return list(await asyncio.gather(*(one(s, t) for s, t in pairs)))

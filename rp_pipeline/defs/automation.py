@@ -11,9 +11,8 @@ from dagster import (
     sensor,
 )
 
-from rp_pipeline.defs.personas import new_persona_keys, personas_partitions
+from rp_pipeline.defs.personas import SYNTHESIZED_IDS, new_persona_keys, personas_partitions
 from rp_pipeline.defs.resources import PipelineResource
-from rp_pipeline.defs.topics import SYNTHESIZED_IDS
 
 prepare_job = define_asset_job(
     "prepare_job",

@@ -3,7 +3,19 @@ can build it for their own data directory and profile."""
 
 from dagster import Definitions, PipesSubprocessClient
 
-from rp_pipeline.defs import checks, corpus, dialogues, evaluation, personas, seeds, topics, training
+from rp_pipeline.defs import (
+    checks,
+    cleaning,
+    corpus,
+    dialogues,
+    evaluation,
+    personas,
+    preferences,
+    quantize,
+    seeds,
+    topics,
+    training,
+)
 from rp_pipeline.defs.automation import JOBS, SENSORS
 from rp_pipeline.defs.io import JsonIOManagerFactory
 from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
@@ -13,15 +25,15 @@ ASSETS = [
     seeds.seed_variables,
     seeds.seed_samples,
     topics.topic_keywords,
-    topics.synthesized_personas,
+    personas.synthesized_personas,
     personas.persona_cards,
     dialogues.dialogues,
-    dialogues.cleaned_dialogues,
+    cleaning.cleaned_dialogues,
     corpus.training_corpus,
-    corpus.preference_pairs,
+    preferences.preference_pairs,
     training.sft_checkpoint,
     training.dpo_checkpoint,
-    training.quantized_model,
+    quantize.quantized_model,
     evaluation.eval_scores,
     evaluation.leaderboard,
 ]

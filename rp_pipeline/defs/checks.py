@@ -8,8 +8,8 @@ from dagster import AssetCheckResult, AssetCheckSeverity, PreviewWarning, asset_
 
 from rp_pipeline.core.cleaning.quality import quality_rates
 from rp_pipeline.core.models import CleanedDialogue, CorpusRow
+from rp_pipeline.defs.cleaning import cleaned_dialogues
 from rp_pipeline.defs.corpus import training_corpus
-from rp_pipeline.defs.dialogues import cleaned_dialogues
 from rp_pipeline.defs.personas import personas_partitions
 
 MIN_RATE = 0.99

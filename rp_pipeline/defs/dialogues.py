@@ -1,13 +1,11 @@
-"""Simulated dialogues (multi-agent or single-call) and their cleaning, per persona partition."""
+"""Simulated dialogues (multi-agent or single-call), per persona partition."""
 
 from collections import Counter
 
 from dagster import AssetExecutionContext, Config, MetadataValue, asset
 from pydantic import Field
 
-from rp_pipeline.core.cleaning import clean_rows, dialogue_row, to_drops
-from rp_pipeline.core.ids import content_id
-from rp_pipeline.core.models import CleanedDialogue, Dialogue, PersonaCard, SeedSample, TopicSet
+from rp_pipeline.core.models import Dialogue, PersonaCard, SeedSample, TopicSet
 from rp_pipeline.core.simulate import DialogueSimulator, SimulationMode, assign_samples, simulate_many
 from rp_pipeline.defs.metadata import counts_table, llm_metadata, transcript_markdown
 from rp_pipeline.defs.personas import persona_row_id, personas_partitions
@@ -83,53 +81,3 @@ def dialogues(
         }
     )
     return result
-
-
-@asset(
-    group_name=GROUP,
-    partitions_def=personas_partitions,
-    kinds={"python"},
-    owners=["team:data"],
-    code_version="2",
-    description="Dialogues cleaned into training turns by the same code as `rp clean`: PII and debris "
-    "repaired, then cut before the first turn with a wrong or mixed language, assistant-speak, "
-    "stage directions, goodbyes, meta commentary, bad format, echoes or a degenerate loop; "
-    "exact/near duplicates and over-frequent openings removed. Every cut, drop and repair is "
-    "recorded in lineage with its reason code.",
-)
-def cleaned_dialogues(
-    context: AssetExecutionContext, dialogues: list[dict], pipeline: PipelineResource, lineage: LineageResource
-) -> list[CleanedDialogue]:
-    profile = pipeline.load_profile()
-    raw = {d.id: d for d in (Dialogue.model_validate(r) for r in dialogues)}
-    result = clean_rows([dialogue_row(d) for d in raw.values()], pipeline.rules(), profile.cleaning)
-    repaired = Counter(r.id for r in result.reports if r.action == "repair")
-    kept = [
-        CleanedDialogue(
-            id=content_id("clean", [m.model_dump() for m in row.messages]),
-            dialogue_id=row.id,
-            persona_id=raw[row.id].persona_id,
-            language=row.language,
-            messages=row.messages,
-            repaired_turns=repaired[row.id],
-        )
-        for row in result.kept
-    ]
-    lineage.record(
-        context,
-        rows=[(c.id, [c.dialogue_id], {"persona_id": c.persona_id}) for c in kept],
-        drops=to_drops(result.reports),
-    )
-    actions = result.action_counts()
-    context.add_output_metadata(
-        {
-            "dialogues_in": len(dialogues),
-            "dialogues_kept": len(kept),
-            "dialogues_cut": actions["cut"],
-            "dialogues_dropped": actions["drop"],
-            "training_turns": sum((len(c.messages) - 1) // 2 for c in kept),
-            "repaired_turns": actions["repair"],
-            "flags_by_code": counts_table(result.code_counts(), "code", "turns"),
-        }
-    )
-    return kept

@@ -1,4 +1,5 @@
-"""Persona cards, one dynamic partition per persona (authored file or synthesized card).
+"""Persona cards: those the LLM synthesizes from seed samples, and one dynamic partition per
+persona (authored file or synthesized card).
 
 A malformed card fails only its own partition, with the file and field in the error.
 """
@@ -8,12 +9,14 @@ from pathlib import Path
 from dagster import AssetExecutionContext, DagsterInstance, DynamicPartitionsDefinition, MetadataValue, asset
 
 from rp_pipeline.core.ids import content_id
-from rp_pipeline.core.models import PersonaCard
-from rp_pipeline.core.personas import authored_persona_ids, load_persona_file, system_prompt
-from rp_pipeline.defs.resources import LineageResource, PipelineResource
+from rp_pipeline.core.models import PersonaCard, SeedSample, TopicSet
+from rp_pipeline.core.personas import authored_persona_ids, load_persona_file, synthesize_personas, system_prompt
+from rp_pipeline.defs.metadata import llm_metadata, md_table
+from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
 
 personas_partitions = DynamicPartitionsDefinition(name="personas")
 GROUP = "personas"
+SYNTHESIZED_IDS = "persona_ids"  # metadata the persona sensor reads to add partitions
 
 
 def persona_row_id(card: PersonaCard) -> str:
@@ -32,6 +35,45 @@ def sync_persona_partitions(instance: DagsterInstance, personas_dir: Path, synth
     if new:
         instance.add_dynamic_partitions(personas_partitions.name, new)
     return new
+
+
+@asset(
+    group_name="generation",
+    kinds={"litellm"},
+    owners=["team:data"],
+    code_version="1",
+    description="Persona cards written by the persona_writer role from seed samples and their "
+    "topics; each becomes a partition of persona_cards next to the authored cards.",
+)
+def synthesized_personas(
+    context: AssetExecutionContext,
+    seed_samples: list[dict],
+    topic_keywords: list[dict],
+    pipeline: PipelineResource,
+    llm: LLMResource,
+    lineage: LineageResource,
+) -> list[PersonaCard]:
+    profile = pipeline.load_profile()
+    samples = [SeedSample.model_validate(s) for s in seed_samples]
+    topics = {t["sample_id"]: TopicSet.model_validate(t) for t in topic_keywords}
+    pairs = [(s, topics[s.id]) for s in samples[: profile.n_synthesized_personas]]
+    client = llm.client()
+    cards = client.run(synthesize_personas(client, pipeline.prompts(), pairs))
+    lineage.record(
+        context, rows=[(c.id, c.parent_ids, {"name": c.name, "persona_id": c.id}) for c in cards], calls=client.calls
+    )
+    context.add_output_metadata(
+        {
+            "personas": len(cards),
+            SYNTHESIZED_IDS: MetadataValue.json([c.id for c in cards]),
+            "cards": md_table(
+                {"id": c.id, "name": c.name, "language": c.language, "occupation": c.occupation} for c in cards
+            ),
+            "example": MetadataValue.json(cards[0].model_dump(mode="json") if cards else {}),
+            **llm_metadata(client.calls),
+        }
+    )
+    return cards
 
 
 @asset(

@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from rp_pipeline.core.chat import Messages, Role, StructuredOutputError
 from rp_pipeline.core.ids import content_hash
 from rp_pipeline.llm.cache import ResponseCache
-from rp_pipeline.llm.config import EMBEDDED, LLMConfig, ModelConfig, Role, RoleConfig
+from rp_pipeline.llm.config import EMBEDDED, LLMConfig, ModelConfig, RoleConfig
 
 T = TypeVar("T", bound=BaseModel)
-Messages = list[dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,9 @@ class CallRecord:
     error: str | None = None
 
 
-class StructuredOutputError(RuntimeError):
-    """The model kept answering with JSON that does not fit the schema."""
-
-
 class LLMClient:
+    """The `core.chat.ChatModel` of the pipeline: litellm behind a role map."""
+
     def __init__(
         self,
         config: LLMConfig,

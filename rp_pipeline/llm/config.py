@@ -13,26 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-ROLES = (
-    "character",
-    "user_agent",
-    "scene_agent",
-    "moderator",
-    "topic_writer",
-    "persona_writer",
-    "judge",
-    "dialogue_writer",
-)
-Role = Literal[
-    "character",
-    "user_agent",
-    "scene_agent",
-    "moderator",
-    "topic_writer",
-    "persona_writer",
-    "judge",
-    "dialogue_writer",
-]
+from rp_pipeline.core.chat import ROLES, Role
+
 # Optional roles and the role whose model they use when a map leaves them out: the single-call
 # dialogue writer is a long structured-JSON writer, as the persona writer is.
 DEFAULT_ROLES: dict[str, str] = {"dialogue_writer": "persona_writer"}

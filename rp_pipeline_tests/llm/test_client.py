@@ -5,8 +5,9 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+from rp_pipeline.core.chat import StructuredOutputError
 from rp_pipeline.llm.cache import ResponseCache
-from rp_pipeline.llm.client import LLMClient, StructuredOutputError
+from rp_pipeline.llm.client import LLMClient
 from rp_pipeline.llm.config import load_llm_config
 
 
