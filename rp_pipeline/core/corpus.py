@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from rp_pipeline.core.artifacts import CorpusArtifact
 from rp_pipeline.core.ids import content_id
 from rp_pipeline.core.models import CleanedDialogue, CorpusRow, LanguageCode, Message
 
@@ -190,8 +191,8 @@ def llama_factory_dataset_info(file_name: str) -> dict:
     }
 
 
-def export_corpus(rows: list[CorpusRow], out_dir: Path, version: str) -> dict[str, Path]:
-    """Write every format; returns their paths. `datasets` is imported here, not at load time."""
+def export_corpus(rows: list[CorpusRow], out_dir: Path, version: str) -> CorpusArtifact:
+    """Write every format and the rows themselves; `datasets` is imported here, not at load time."""
     from datasets import Dataset
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -221,7 +222,8 @@ def export_corpus(rows: list[CorpusRow], out_dir: Path, version: str) -> dict[st
     dataset.save_to_disk(str(paths["hf_dataset"]))
     dataset.to_parquet(str(paths["parquet"]))
     (paths["hf_dataset"] / "README.md").write_text(dataset_card(rows, version), "utf-8")
-    return paths
+    (out_dir / "rows.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
+    return CorpusArtifact(version=version, dir=str(out_dir), rows=len(rows), **{k: str(v) for k, v in paths.items()})
 
 
 def dataset_card(rows: list[CorpusRow], version: str) -> str:

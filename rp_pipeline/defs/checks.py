@@ -1,13 +1,12 @@
 """Blocking gates before the expensive steps: bad data never reaches training."""
 
-import json
 import warnings
-from pathlib import Path
 
 from dagster import AssetCheckResult, AssetCheckSeverity, PreviewWarning, asset_check
 
+from rp_pipeline.core.artifacts import CorpusArtifact
 from rp_pipeline.core.cleaning.quality import quality_rates
-from rp_pipeline.core.models import CleanedDialogue, CorpusRow
+from rp_pipeline.core.models import CleanedDialogue
 from rp_pipeline.defs.cleaning import cleaned_dialogues
 from rp_pipeline.defs.corpus import training_corpus
 from rp_pipeline.defs.personas import personas_partitions
@@ -40,9 +39,9 @@ def _gate(rates: dict[str, float], **extra) -> AssetCheckResult:
     partitions_def=personas_partitions,
     description=f"Character turns are in the reply format and the persona's language (>= {MIN_RATE:.0%}).",
 )
-def cleaned_dialogues_quality(cleaned_dialogues: list[dict]) -> AssetCheckResult:
-    dialogues = [CleanedDialogue.model_validate(d) for d in cleaned_dialogues]
-    return _gate(quality_rates([(d.language, d.messages) for d in dialogues]), dialogues=len(dialogues))
+def cleaned_dialogues_quality(cleaned_dialogues: list[CleanedDialogue]) -> AssetCheckResult:
+    rates = quality_rates([(d.language, d.messages) for d in cleaned_dialogues])
+    return _gate(rates, dialogues=len(cleaned_dialogues))
 
 
 @asset_check(
@@ -50,9 +49,8 @@ def cleaned_dialogues_quality(cleaned_dialogues: list[dict]) -> AssetCheckResult
     blocking=True,
     description=f"Role-play rows are format-valid and in-language (>= {MIN_RATE:.0%}); general share <= 50%.",
 )
-def training_corpus_quality(training_corpus: dict) -> AssetCheckResult:
-    lines = (Path(training_corpus["dir"]) / "rows.jsonl").read_text(encoding="utf-8").splitlines()
-    rows = [CorpusRow.model_validate(json.loads(line)) for line in lines]
+def training_corpus_quality(training_corpus: CorpusArtifact) -> AssetCheckResult:
+    rows = training_corpus.load_rows()
     roleplay = [(r.language, r.messages) for r in rows if r.source == "roleplay"]
     general_share = round(1 - len(roleplay) / len(rows), 3) if rows else 0.0
     result = _gate(quality_rates(roleplay), rows=len(rows), general_share=general_share)

@@ -27,10 +27,10 @@ GROUP = "dialogues"
     "recorded in lineage with its reason code.",
 )
 def cleaned_dialogues(
-    context: AssetExecutionContext, dialogues: list[dict], pipeline: PipelineResource, lineage: LineageResource
+    context: AssetExecutionContext, dialogues: list[Dialogue], pipeline: PipelineResource, lineage: LineageResource
 ) -> list[CleanedDialogue]:
     profile = pipeline.load_profile()
-    raw = {d.id: d for d in (Dialogue.model_validate(r) for r in dialogues)}
+    raw = {d.id: d for d in dialogues}
     result = clean_rows([dialogue_row(d) for d in raw.values()], pipeline.rules(), profile.cleaning)
     repaired = Counter(r.id for r in result.reports if r.action == "repair")
     kept = [

@@ -1,9 +1,11 @@
 """The training corpus: all personas' cleaned dialogues plus general instructions."""
 
 from collections import Counter
+from typing import TypeVar
 
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
 
+from rp_pipeline.core.artifacts import CorpusArtifact
 from rp_pipeline.core.cleaning import ChatRow, to_drops
 from rp_pipeline.core.cleaning.corpus_filters import corpus_filters
 from rp_pipeline.core.corpus import (
@@ -18,11 +20,13 @@ from rp_pipeline.defs.metadata import counts_table
 from rp_pipeline.defs.resources import LineageResource, PipelineResource
 
 GROUP = "corpus"
+T = TypeVar("T")
 ALL_PERSONAS = {"allow_missing_partitions": True}  # one failed persona never blocks the corpus
 
 
-def cleaned_by_persona(by_partition: dict[str, list[dict]]) -> list[CleanedDialogue]:
-    return [CleanedDialogue.model_validate(c) for key in sorted(by_partition) for c in by_partition[key]]
+def in_partition_order(by_partition: dict[str, list[T]]) -> list[T]:
+    """A partitioned upstream's values as one list, in a stable (partition key) order."""
+    return [value for key in sorted(by_partition) for value in by_partition[key]]
 
 
 @asset(
@@ -38,12 +42,12 @@ def cleaned_by_persona(by_partition: dict[str, list[dict]]) -> list[CleanedDialo
 )
 def training_corpus(
     context: AssetExecutionContext,
-    cleaned_dialogues: dict[str, list[dict]],
+    cleaned_dialogues: dict[str, list[CleanedDialogue]],
     pipeline: PipelineResource,
     lineage: LineageResource,
-) -> dict:
+) -> CorpusArtifact:
     profile = pipeline.load_profile()
-    cleaned = cleaned_by_persona(cleaned_dialogues)
+    cleaned = in_partition_order(cleaned_dialogues)
     by_id = {c.id: c for c in cleaned}  # the id hashes the messages: one id, one content
     # Duplicates and over-frequent openings across personas; a cut row keeps its cleaned id as its lineage parent.
     kept, reports = corpus_filters(
@@ -58,8 +62,7 @@ def training_corpus(
         raise ValueError("training corpus is empty: no cleaned dialogues survived (see cleaned_dialogues drops)")
     version = corpus_version(rows)
     out_dir = pipeline.data / "corpus" / version
-    paths = export_corpus(rows, out_dir, version)
-    (out_dir / "rows.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
+    artifact = export_corpus(rows, out_dir, version)
     lineage.record(
         context,
         rows=[
@@ -89,4 +92,4 @@ def training_corpus(
             "path": MetadataValue.path(str(out_dir)),
         }
     )
-    return {"version": version, "dir": str(out_dir), "rows": len(rows), **{k: str(v) for k, v in paths.items()}}
+    return artifact

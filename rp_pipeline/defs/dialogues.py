@@ -34,21 +34,20 @@ class DialoguesConfig(Config):
 def dialogues(
     context: AssetExecutionContext,
     config: DialoguesConfig,
-    persona_cards: dict,
-    seed_samples: list[dict],
-    topic_keywords: list[dict],
+    persona_cards: PersonaCard,
+    seed_samples: list[SeedSample],
+    topic_keywords: list[TopicSet],
     pipeline: PipelineResource,
     llm: LLMResource,
     lineage: LineageResource,
 ) -> list[Dialogue]:
     profile = pipeline.load_profile()
     simulation = profile.simulation.model_copy(update={"mode": config.mode or profile.simulation.mode})
-    card = PersonaCard.model_validate(persona_cards)
-    samples = [SeedSample.model_validate(s) for s in seed_samples]
-    topics = {t["sample_id"]: TopicSet.model_validate(t) for t in topic_keywords}
+    card = persona_cards
+    topics = {t.sample_id: t for t in topic_keywords}
     jobs = [
         (card, sample, topics[sample.id], i)
-        for i, sample in enumerate(assign_samples(card, samples, simulation.dialogues_per_persona))
+        for i, sample in enumerate(assign_samples(card, seed_samples, simulation.dialogues_per_persona))
     ]
     client = llm.client()
     simulator = DialogueSimulator(client, pipeline.prompts(), pipeline.rules(), simulation)

@@ -7,10 +7,12 @@ automatic metrics. Generation runs under Pipes like training (it needs torch).""
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Literal
 
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, PipesSubprocessClient, asset
 
+from rp_pipeline.core.artifacts import EvalReport, ModelEval, QuantizedModel, ScenarioResult
 from rp_pipeline.core.evaluation import (
     DIMENSIONS,
     automatic_metrics,
@@ -88,37 +90,39 @@ def _play_on_llama_cpp(
 )
 def eval_scores(
     context: AssetExecutionContext,
-    quantized_model: dict,
+    quantized_model: QuantizedModel,
     pipeline: PipelineResource,
     trainer: PipesSubprocessClient,
     llm: LLMResource,
     lineage: LineageResource,
-) -> Output[dict]:
+) -> Output[EvalReport]:
     profile = pipeline.load_profile()
     eval_dir = pipeline.assets / "eval"
     cards = {c.id: c for c in map(load_persona_file, sorted((eval_dir / "personas").glob("*.yaml")))}
     scenarios = load_scenarios(eval_dir / "scenarios.yaml", cards)
     prompts, rules = pipeline.prompts(), pipeline.rules()
-    out_dir = pipeline.data / "eval" / quantized_model["version"]
+    out_dir = pipeline.data / "eval" / quantized_model.version
     out_dir.mkdir(parents=True, exist_ok=True)
     system_prompts = {key: system_prompt(card, prompts) for key, card in cards.items()}
-    if quantized_model["format"] == "gguf":
+    gguf = quantized_model.format == "gguf"
+    base_dir = quantized_model.checkpoint.base_model_dir
+    models: dict[Literal["tuned", "base"], tuple[str, Any]]
+    if gguf:
+        base_gguf = quantized_model.base_gguf or ""
         models = {
-            "tuned": (quantized_model["version"], quantized_model["gguf_file"]),
-            "base": (content_id("base", quantized_model["base_gguf"]), quantized_model["base_gguf"]),
+            "tuned": (quantized_model.version, quantized_model.path),
+            "base": (content_id("base", base_gguf), base_gguf),
         }
     else:
         models = {
-            "tuned": (quantized_model["version"], {"model_dir": quantized_model["model_dir"], "kind": "quantized"}),
-            "base": (
-                content_id("base", quantized_model["base_model_dir"]),
-                {"model_dir": quantized_model["base_model_dir"], "kind": "dense"},
-            ),
+            "tuned": (quantized_model.version, {"model_dir": quantized_model.path, "kind": "quantized"}),
+            "base": (content_id("base", base_dir), {"model_dir": base_dir, "kind": "dense"}),
         }
     client = llm.client()
-    results, samples, calls = [], [], []
+    results: list[ModelEval] = []
+    samples, calls = [], []
     for name, (version, model) in models.items():
-        if quantized_model["format"] == "gguf":
+        if gguf:
             replies, played = _play_on_llama_cpp(
                 llm, model, version, scenarios, system_prompts, out_dir, profile.training.eval_max_new_tokens
             )
@@ -144,16 +148,16 @@ def eval_scores(
             [(cards[s.persona_id].language, r) for s in scenarios for r in replies[s.id]], rules
         )
         results.append(
-            {
-                "name": name,
-                "model_version": version,
-                **mean_scores(scores),
-                **metrics,
-                "scenarios": [
-                    {"scenario": s.id, "replies": replies[s.id], **(sc.model_dump() if sc else {})}
-                    for s, sc in zip(scenarios, scores, strict=True)
+            ModelEval(
+                name=name,
+                model_version=version,
+                scores=mean_scores(scores),
+                metrics=metrics,
+                scenarios=[
+                    ScenarioResult(scenario=s.id, replies=replies[s.id], verdict=verdict)
+                    for s, verdict in zip(scenarios, scores, strict=True)
                 ],
-            }
+            )
         )
         first = scenarios[0]
         samples.append(
@@ -169,28 +173,23 @@ def eval_scores(
         context,
         rows=[
             (
-                content_id("eval", r),
-                [quantized_model["version"]],
-                {"model_version": r["model_version"], "name": r["name"]},
+                content_id("eval", r.model_dump(mode="json")),
+                [quantized_model.version],
+                {"model_version": r.model_version, "name": r.name},
             )
             for r in results
         ],
         calls=client.calls + calls,
     )
     return Output(
-        {"evaluated_at": datetime.now(UTC).isoformat(), "quantized": quantized_model, "results": results},
+        EvalReport(evaluated_at=datetime.now(UTC).isoformat(), model=quantized_model, results=results),
         metadata={
             "scores": md_table(
                 {
-                    k: r[k]
-                    for k in (
-                        "name",
-                        "model_version",
-                        *DIMENSIONS,
-                        "format_valid_rate",
-                        "in_language_rate",
-                        "rule_clean_rate",
-                    )
+                    "name": r.name,
+                    "model_version": r.model_version,
+                    **{dim: r.scores[dim] for dim in DIMENSIONS},
+                    **{k: r.metrics.get(k) for k in ("format_valid_rate", "in_language_rate", "rule_clean_rate")},
                 }
                 for r in results
             ),
@@ -208,26 +207,27 @@ def eval_scores(
     description="One row per evaluated model version with its config and scores; history is kept "
     "across runs in data/leaderboard.parquet.",
 )
-def leaderboard(context: AssetExecutionContext, eval_scores: dict, pipeline: PipelineResource) -> list[dict]:
-    q = eval_scores["quantized"]
+def leaderboard(context: AssetExecutionContext, eval_scores: EvalReport, pipeline: PipelineResource) -> list[dict]:
+    checkpoint = eval_scores.model.checkpoint
     config = {
-        "base_model": q["base_model_dir"],
-        "corpus_version": q["corpus_version"],
-        "sft_version": q["sft_version"],
-        "dpo_version": q["dpo_version"],
-        "pairs_version": q["pairs_version"],
+        "base_model": checkpoint.base_model_dir,
+        "corpus_version": checkpoint.corpus_version,
+        "sft_version": checkpoint.sft_version,
+        "dpo_version": checkpoint.version,
+        "pairs_version": checkpoint.pairs_version,
         "profile": pipeline.load_profile().name,
     }
     new = pd.DataFrame(
         [
             {
-                "model_version": r["model_version"],
-                "kind": r["name"],
-                "evaluated_at": eval_scores["evaluated_at"],
-                **{k: v for k, v in r.items() if k not in ("name", "model_version", "scenarios")},
-                **(config if r["name"] == "tuned" else {"base_model": q["base_model_dir"]}),
+                "model_version": r.model_version,
+                "kind": r.name,
+                "evaluated_at": eval_scores.evaluated_at,
+                **r.scores,
+                **r.metrics,
+                **(config if r.name == "tuned" else {"base_model": checkpoint.base_model_dir}),
             }
-            for r in eval_scores["results"]
+            for r in eval_scores.results
         ]
     )
     path = pipeline.data / "leaderboard.parquet"

@@ -2,14 +2,16 @@
 
 A partitioned upstream read by an unpartitioned asset always arrives as a dict keyed by
 partition (Dagster's UPathIOManager returns a bare value when only one partition exists),
-and partitions that failed are skipped rather than sinking the consumer.
+and partitions that failed are skipped rather than sinking the consumer. Values are read back
+as the typed records the consumer's annotation names.
 """
 
+import functools
 import json
 from typing import Any
 
 from dagster import ConfigurableIOManagerFactory, InputContext, OutputContext, UPathIOManager
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from upath import UPath
 
 
@@ -23,6 +25,11 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+@functools.cache
+def _adapter(annotation: Any) -> TypeAdapter:
+    return TypeAdapter(annotation)
+
+
 class JsonIOManager(UPathIOManager):
     extension = ".json"
 
@@ -34,6 +41,12 @@ class JsonIOManager(UPathIOManager):
 
     def load_from_path(self, context: InputContext, path: UPath) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
+
+    def load_input(self, context: InputContext) -> Any:
+        """Read back as the consumer's annotation (`PersonaCard`, `list[Dialogue]`,
+        `dict[str, list[CleanedDialogue]]`, ...), so a malformed hand-off fails here, naming
+        the field, and assets never re-validate rows themselves."""
+        return _adapter(context.dagster_type.typing_type).validate_python(super().load_input(context))
 
     def load_partitions(self, context: InputContext) -> Any:
         loaded = super().load_partitions(context)

@@ -47,16 +47,15 @@ def sync_persona_partitions(instance: DagsterInstance, personas_dir: Path, synth
 )
 def synthesized_personas(
     context: AssetExecutionContext,
-    seed_samples: list[dict],
-    topic_keywords: list[dict],
+    seed_samples: list[SeedSample],
+    topic_keywords: list[TopicSet],
     pipeline: PipelineResource,
     llm: LLMResource,
     lineage: LineageResource,
 ) -> list[PersonaCard]:
     profile = pipeline.load_profile()
-    samples = [SeedSample.model_validate(s) for s in seed_samples]
-    topics = {t["sample_id"]: TopicSet.model_validate(t) for t in topic_keywords}
-    pairs = [(s, topics[s.id]) for s in samples[: profile.n_synthesized_personas]]
+    topics = {t.sample_id: t for t in topic_keywords}
+    pairs = [(s, topics[s.id]) for s in seed_samples[: profile.n_synthesized_personas]]
     client = llm.client()
     cards = client.run(synthesize_personas(client, pipeline.prompts(), pairs))
     lineage.record(
@@ -87,20 +86,20 @@ def synthesized_personas(
 )
 def persona_cards(
     context: AssetExecutionContext,
-    synthesized_personas: list[dict],
+    synthesized_personas: list[PersonaCard],
     pipeline: PipelineResource,
     lineage: LineageResource,
 ) -> PersonaCard:
     key = context.partition_key
     path = pipeline.assets / "personas" / f"{key}.yaml"
-    synthesized = {c["id"]: c for c in synthesized_personas}
+    synthesized = {c.id: c for c in synthesized_personas}
     if path.exists():
         card = load_persona_file(path)
         source = (
             str(path.relative_to(pipeline.assets.parent)) if path.is_relative_to(pipeline.assets.parent) else str(path)
         )
     elif key in synthesized:
-        card, source = PersonaCard.model_validate(synthesized[key]), "synthesized_personas"
+        card, source = synthesized[key], "synthesized_personas"
     else:
         raise FileNotFoundError(f"persona {key!r}: no file {path} and no synthesized card with that id")
     parents = [key] if card.source == "synthesized" else []

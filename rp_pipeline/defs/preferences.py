@@ -6,10 +6,11 @@ from collections import Counter
 
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
 
+from rp_pipeline.core.artifacts import PairsArtifact
 from rp_pipeline.core.ids import content_id
-from rp_pipeline.core.models import Dialogue, PersonaCard, PreferencePair
+from rp_pipeline.core.models import CleanedDialogue, Dialogue, PersonaCard, PreferencePair
 from rp_pipeline.core.preferences import judge_ranked_pairs, regenerated_pairs, self_sample_pairs, to_trl
-from rp_pipeline.defs.corpus import ALL_PERSONAS, cleaned_by_persona
+from rp_pipeline.defs.corpus import ALL_PERSONAS, in_partition_order
 from rp_pipeline.defs.metadata import counts_table, llm_metadata, md_table
 from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
 
@@ -32,17 +33,16 @@ GROUP = "corpus"
 )
 def preference_pairs(
     context: AssetExecutionContext,
-    cleaned_dialogues: dict[str, list[dict]],
-    dialogues: dict[str, list[dict]],
-    persona_cards: dict[str, dict],
+    cleaned_dialogues: dict[str, list[CleanedDialogue]],
+    dialogues: dict[str, list[Dialogue]],
+    persona_cards: dict[str, PersonaCard],
     pipeline: PipelineResource,
     llm: LLMResource,
     lineage: LineageResource,
-) -> dict:
+) -> PairsArtifact:
     profile = pipeline.load_profile()
-    cleaned = cleaned_by_persona(cleaned_dialogues)
-    raw = {d["id"]: Dialogue.model_validate(d) for key in dialogues for d in dialogues[key]}
-    cards = {key: PersonaCard.model_validate(card) for key, card in persona_cards.items()}
+    cleaned = in_partition_order(cleaned_dialogues)
+    raw = {d.id: d for d in in_partition_order(dialogues)}
     pairs: list[PreferencePair] = [p for c in cleaned for p in regenerated_pairs(c, raw[c.dialogue_id])]
     policy, judge_llm = llm.policy_client(), llm.client()
     context.log.info(f"{len(pairs)} pairs from regenerated replies; self-sampling {len(cleaned)} dialogues")
@@ -54,11 +54,11 @@ def preference_pairs(
             for c in cleaned:
                 broken, clean = await self_sample_pairs(policy, rules, c, profile.self_samples_per_turn)
                 found += broken
-                if profile.ranked_turns_per_dialogue and c.persona_id in cards:
+                if profile.ranked_turns_per_dialogue and c.persona_id in persona_cards:
                     found += await judge_ranked_pairs(
                         judge_llm,
                         prompts,
-                        cards[c.persona_id],
+                        persona_cards[c.persona_id],
                         c,
                         clean,
                         profile.ranking_min_margin,
@@ -92,4 +92,4 @@ def preference_pairs(
             **llm_metadata(policy.calls + judge_llm.calls),
         }
     )
-    return {"version": version, "file": str(out), "pairs": len(pairs)}
+    return PairsArtifact(version=version, file=str(out), pairs=len(pairs))

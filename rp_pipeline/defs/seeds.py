@@ -45,9 +45,9 @@ def seed_variables(
     "occupation is used before any repeats.",
 )
 def seed_samples(
-    context: AssetExecutionContext, seed_variables: dict, pipeline: PipelineResource, lineage: LineageResource
+    context: AssetExecutionContext, seed_variables: SeedVariables, pipeline: PipelineResource, lineage: LineageResource
 ) -> list[SeedSample]:
-    variables = SeedVariables.model_validate(seed_variables)
+    variables = seed_variables
     profile = pipeline.load_profile()
     samples = sample_seeds(variables, profile.n_seed_samples, profile.seed)
     table_id = content_id("vars", variables.model_dump())

@@ -19,14 +19,13 @@ GROUP = "generation"
 )
 def topic_keywords(
     context: AssetExecutionContext,
-    seed_samples: list[dict],
+    seed_samples: list[SeedSample],
     pipeline: PipelineResource,
     llm: LLMResource,
     lineage: LineageResource,
 ) -> list[TopicSet]:
-    samples = [SeedSample.model_validate(s) for s in seed_samples]
     client = llm.client()
-    topics = client.run(write_topics(client, pipeline.prompts(), samples))
+    topics = client.run(write_topics(client, pipeline.prompts(), seed_samples))
     lineage.record(context, rows=[(t.id, [t.sample_id], {}) for t in topics], calls=client.calls)
     context.add_output_metadata(
         {

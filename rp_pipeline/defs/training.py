@@ -9,6 +9,7 @@ from typing import Any
 
 from dagster import AssetExecutionContext, MetadataValue, Output, PipesSubprocessClient, asset
 
+from rp_pipeline.core.artifacts import Checkpoint, CorpusArtifact, PairsArtifact
 from rp_pipeline.core.ids import content_id
 from rp_pipeline.core.profile import TrainingProfile
 from rp_pipeline.defs.resources import LineageResource, PipelineResource
@@ -77,24 +78,23 @@ def training_metadata(reported: dict[str, Any]) -> dict[str, Any]:
 )
 def sft_checkpoint(
     context: AssetExecutionContext,
-    training_corpus: dict,
+    training_corpus: CorpusArtifact,
     pipeline: PipelineResource,
     trainer: PipesSubprocessClient,
     lineage: LineageResource,
-) -> Output[dict]:
+) -> Output[Checkpoint]:
     profile = pipeline.load_profile()
     training = profile.training
     base = base_model_config(training)
-    version = content_id("sft", {"corpus": training_corpus["version"], "training": training.model_dump(), **base})
+    version = content_id("sft", {"corpus": training_corpus.version, "training": training.model_dump(), **base})
     out = pipeline.data / "models" / version
-    train_file = Path(training_corpus["dir"]) / "messages.jsonl"
     reported = run_script(
         context,
         trainer,
         "sft",
         {
             **base,
-            "train_file": str(train_file),
+            "train_file": training_corpus.messages,
             "output_dir": str(out / "adapter"),
             "max_steps": training.sft_steps,
             "learning_rate": training.sft_learning_rate,
@@ -108,15 +108,16 @@ def sft_checkpoint(
     )
     lineage.record(
         context,
-        rows=[(version, [training_corpus["version"]], {"model_version": version, "path": str(out / "adapter")})],
+        rows=[(version, [training_corpus.version], {"model_version": version, "path": str(out / "adapter")})],
     )
     return Output(
-        {
-            "version": version,
-            "adapter_dir": str(out / "adapter"),
-            "base_model_dir": base["base_model_dir"],
-            "corpus_version": training_corpus["version"],
-        },
+        Checkpoint(
+            version=version,
+            stage="sft",
+            base_model_dir=base["base_model_dir"],
+            adapters=[str(out / "adapter")],
+            corpus_version=training_corpus.version,
+        ),
         metadata={"model_version": version, "path": MetadataValue.path(str(out)), **training_metadata(reported)},
     )
 
@@ -131,17 +132,17 @@ def sft_checkpoint(
 )
 def dpo_checkpoint(
     context: AssetExecutionContext,
-    sft_checkpoint: dict,
-    preference_pairs: dict,
+    sft_checkpoint: Checkpoint,
+    preference_pairs: PairsArtifact,
     pipeline: PipelineResource,
     trainer: PipesSubprocessClient,
     lineage: LineageResource,
-) -> Output[dict]:
+) -> Output[Checkpoint]:
     profile = pipeline.load_profile()
     training = profile.training
     version = content_id(
         "dpo",
-        {"sft": sft_checkpoint["version"], "pairs": preference_pairs["version"], "training": training.model_dump()},
+        {"sft": sft_checkpoint.version, "pairs": preference_pairs.version, "training": training.model_dump()},
     )
     out = pipeline.data / "models" / version
     reported = run_script(
@@ -149,9 +150,9 @@ def dpo_checkpoint(
         trainer,
         "dpo",
         {
-            "base_model_dir": sft_checkpoint["base_model_dir"],
-            "sft_adapter_dir": sft_checkpoint["adapter_dir"],
-            "pairs_file": preference_pairs["file"],
+            "base_model_dir": sft_checkpoint.base_model_dir,
+            "sft_adapters": sft_checkpoint.adapters,
+            "pairs_file": preference_pairs.file,
             "output_dir": str(out / "adapter"),
             "max_steps": training.dpo_steps,
             "beta": training.dpo_beta,
@@ -169,19 +170,20 @@ def dpo_checkpoint(
         rows=[
             (
                 version,
-                [sft_checkpoint["version"], preference_pairs["version"]],
+                [sft_checkpoint.version, preference_pairs.version],
                 {"model_version": version, "path": str(out / "adapter")},
             )
         ],
     )
     return Output(
-        {
-            "version": version,
-            "adapters": [sft_checkpoint["adapter_dir"], str(out / "adapter")],
-            "base_model_dir": sft_checkpoint["base_model_dir"],
-            "corpus_version": sft_checkpoint["corpus_version"],
-            "sft_version": sft_checkpoint["version"],
-            "pairs_version": preference_pairs["version"],
-        },
+        Checkpoint(
+            version=version,
+            stage="dpo",
+            base_model_dir=sft_checkpoint.base_model_dir,
+            adapters=[*sft_checkpoint.adapters, str(out / "adapter")],
+            corpus_version=sft_checkpoint.corpus_version,
+            sft_version=sft_checkpoint.version,
+            pairs_version=preference_pairs.version,
+        ),
         metadata={"model_version": version, "path": MetadataValue.path(str(out)), **training_metadata(reported)},
     )

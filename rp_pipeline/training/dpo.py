@@ -40,7 +40,7 @@ LOGGED = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "re
 
 class DPOJob(JobConfig):
     base_model_dir: DirectoryPath
-    sft_adapter_dir: DirectoryPath
+    sft_adapters: list[DirectoryPath]  # merged in order into the base: the policy and the reference
     pairs_file: FilePath
     output_dir: Path
     max_steps: PositiveInt = 5
@@ -101,10 +101,10 @@ def train(cfg: DPOJob, pipes) -> dict[str, Any]:
     seed_everything(cfg.seed)
     torch.manual_seed(cfg.seed)
     pairs = load_pairs(cfg.pairs_file)
-    model, tokenizer = load_model_and_tokenizer(cfg.base_model_dir, [cfg.sft_adapter_dir])
+    model, tokenizer = load_model_and_tokenizer(cfg.base_model_dir, cfg.sft_adapters)
     pairs, shortened = fit_prompts(pairs, message_token_counter(tokenizer), cfg.max_length)
     pipes.log.info(
-        f"dpo: {len(pairs)} pairs on base {cfg.base_model_dir} + sft {cfg.sft_adapter_dir}; "
+        f"dpo: {len(pairs)} pairs on base {cfg.base_model_dir} + sft {cfg.sft_adapters}; "
         f"{shortened} prompts shortened to their latest turns to fit max_length={cfg.max_length}"
     )
 

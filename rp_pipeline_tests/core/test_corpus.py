@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 from rp_pipeline.core.corpus import (
     DATASET_NAME,
@@ -83,9 +84,10 @@ def test_exports_load_in_datasets_trl_and_llama_factory(tmp_path, tiny_model_dir
         [],
         CorpusConfig(general_share=0, cutoff_len=150),
     ).rows
-    paths = export_corpus(rows, tmp_path / "corpus", corpus_version(rows))
+    corpus = export_corpus(rows, tmp_path / "corpus", corpus_version(rows))
+    assert corpus.load_rows() == rows  # the typed hand-off reads back what was written
 
-    info = json.loads(paths["dataset_info"].read_text(encoding="utf-8"))
+    info = json.loads(Path(corpus.dataset_info).read_text(encoding="utf-8"))
     assert info == {
         DATASET_NAME: {
             "file_name": "sharegpt.json",
@@ -101,7 +103,7 @@ def test_exports_load_in_datasets_trl_and_llama_factory(tmp_path, tiny_model_dir
         }
     }
     entry = info[DATASET_NAME]
-    sharegpt = json.loads((paths["dataset_info"].parent / entry["file_name"]).read_text(encoding="utf-8"))
+    sharegpt = json.loads((Path(corpus.dataset_info).parent / entry["file_name"]).read_text(encoding="utf-8"))
     assert len(sharegpt) == len(rows)
     tags = entry["tags"]
     for record in sharegpt:
@@ -111,7 +113,7 @@ def test_exports_load_in_datasets_trl_and_llama_factory(tmp_path, tiny_model_dir
         # LLaMA-Factory reads user at even and assistant at odd positions
         assert [t[tags["role_tag"]] for t in turns] == [tags["user_tag"], tags["assistant_tag"]] * (len(turns) // 2)
 
-    dataset = load_from_disk(str(paths["hf_dataset"]))
+    dataset = load_from_disk(corpus.hf_dataset)
     assert len(dataset) == len(rows) > 2 and set(dataset["language"]) == {"zh", "en"}
     assert dataset[0]["messages"][0]["role"] == "system"
 

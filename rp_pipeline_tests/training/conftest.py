@@ -122,7 +122,7 @@ def dpo_run(tiny_model_dir, sft_run, tmp_path_factory) -> ScriptRun:
     work = tmp_path_factory.mktemp("dpo")
     cfg = {
         "base_model_dir": str(tiny_model_dir),
-        "sft_adapter_dir": str(sft_run.workdir / "adapter"),
+        "sft_adapters": [str(sft_run.workdir / "adapter")],
         "pairs_file": str(write_jsonl(work / "pairs.jsonl", pair_rows(4))),
         "output_dir": str(work / "adapter"),
         "max_steps": 3,

@@ -17,7 +17,7 @@ from rp_pipeline_tests.training.conftest import run_training_script
         ("sft", {"base_model_dir": "/x", "train_file": "{cfg}", "output_dir": "/y", "lr": 1e-4}, "lr"),  # typo
         (
             "dpo",
-            {"base_model_dir": "/nope", "sft_adapter_dir": "/nope", "pairs_file": "{cfg}", "output_dir": "/y"},
+            {"base_model_dir": "/nope", "sft_adapters": ["/nope"], "pairs_file": "{cfg}", "output_dir": "/y"},
             "base_model_dir",
         ),  # must exist
         ("quantize", {"base_model_dir": "{dir}", "output_dir": "/y", "method": "int4"}, "method"),

@@ -1,0 +1,90 @@
+"""What the unpartitioned assets hand each other: small typed records that point at files.
+
+The heavy data (corpus rows, adapters, GGUF files) stays on disk; these records say where it
+is and which versions it came from, so a consumer reads fields instead of string keys and a
+malformed hand-off fails at the boundary, naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from rp_pipeline.core.evaluation import JudgeScores
+from rp_pipeline.core.models import CorpusRow, Record
+
+
+class CorpusArtifact(Record):
+    """One corpus version and its exports (see core/corpus.py export_corpus)."""
+
+    version: str
+    dir: str
+    rows: int = Field(ge=1)
+    sharegpt: str
+    messages: str
+    dataset_info: str
+    hf_dataset: str
+    parquet: str
+
+    @property
+    def rows_file(self) -> Path:
+        return Path(self.dir) / "rows.jsonl"
+
+    def load_rows(self) -> list[CorpusRow]:
+        lines = self.rows_file.read_text(encoding="utf-8").splitlines()
+        return [CorpusRow.model_validate(json.loads(line)) for line in lines]
+
+
+class PairsArtifact(Record):
+    """One version of the DPO preference pairs, in TRL's conversational format."""
+
+    version: str
+    file: str
+    pairs: int = Field(ge=1)
+
+
+class Checkpoint(Record):
+    """A trained model version: LoRA adapters applied in order on a dense base."""
+
+    version: str
+    stage: Literal["sft", "dpo"]
+    base_model_dir: str
+    adapters: list[str] = Field(min_length=1)
+    corpus_version: str
+    sft_version: str | None = None  # set on a DPO checkpoint
+    pairs_version: str | None = None  # set on a DPO checkpoint
+
+
+class QuantizedModel(Record):
+    """The servable model: a llama.cpp GGUF file or an optimum-quanto directory."""
+
+    version: str
+    format: Literal["gguf", "quanto"]
+    path: str  # the .gguf file, or the quanto model directory
+    base_gguf: str | None = None  # the base model as GGUF, served beside it in evaluation
+    checkpoint: Checkpoint  # what was quantized
+
+
+class ScenarioResult(Record):
+    scenario: str
+    replies: list[str]
+    verdict: JudgeScores | None  # None: the judge's verdict did not parse
+
+
+class ModelEval(Record):
+    """One model version played through the eval scenarios."""
+
+    name: Literal["tuned", "base"]
+    model_version: str
+    scores: dict[str, float]  # judge means per dimension, and judge_failures
+    metrics: dict[str, float]  # automatic metrics from the reply rules
+    scenarios: list[ScenarioResult]
+
+
+class EvalReport(Record):
+    evaluated_at: str
+    model: QuantizedModel
+    results: list[ModelEval] = Field(min_length=1)
