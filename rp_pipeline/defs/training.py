@@ -15,7 +15,6 @@ from rp_pipeline.core.profile import TrainingProfile
 from rp_pipeline.defs.resources import LineageResource, PipelineResource
 
 GROUP = "training"
-TRAINING_DIR = Path(__file__).resolve().parent.parent / "training"
 SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -48,7 +47,7 @@ def run_script(
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     invocation = trainer.run(
         context=context,
-        command=[sys.executable, str(TRAINING_DIR / f"{script}.py"), "--config", str(config_path)],
+        command=[sys.executable, "-m", f"rp_pipeline.training.{script}", "--config", str(config_path)],
     )
     metadata = {
         k: v.value if hasattr(v, "value") else v

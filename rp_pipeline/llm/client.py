@@ -164,7 +164,10 @@ class LLMClient:
                 for role, cfg in roles.items()
                 if cfg.fallbacks
             ]
-            self._router = _litellm().Router(
+            _litellm()  # configured once before the router exists
+            from litellm.router import Router
+
+            self._router = Router(
                 model_list=model_list,
                 fallbacks=fallbacks,
                 num_retries=self.config.num_retries,

@@ -17,7 +17,7 @@ from rp_pipeline.core.chat import ROLES, Role
 
 # Optional roles and the role whose model they use when a map leaves them out: the single-call
 # dialogue writer is a long structured-JSON writer, as the persona writer is.
-DEFAULT_ROLES: dict[str, str] = {"dialogue_writer": "persona_writer"}
+DEFAULT_ROLES: dict[Role, Role] = {"dialogue_writer": "persona_writer"}
 EMBEDDED = "embedded"
 
 

@@ -125,20 +125,18 @@ def serve_embedded(
         "--threads",
         str(n_threads or os.cpu_count() or 2),
     ]
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    api_base = f"http://127.0.0.1:{port}/v1"
-    try:
-        _wait_healthy(proc, api_base, startup_timeout_s)
-        yield api_base
-    finally:
-        proc.terminate()
+    with open(log_path, "ab") if log_path else contextlib.nullcontext(subprocess.DEVNULL) as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        api_base = f"http://127.0.0.1:{port}/v1"
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if log_path:
-            log.close()
+            _wait_healthy(proc, api_base, startup_timeout_s)
+            yield api_base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def _serve_forever(model: Path, alias: str, port: int, n_ctx: int, slots: int, threads: int) -> None:
@@ -150,8 +148,8 @@ def _serve_forever(model: Path, alias: str, port: int, n_ctx: int, slots: int, t
     most of the cost on two cores). The host-RAM prompt cache is capped; unbounded it grows
     with every distinct prompt.
     """
-    import xllamacpp
-
+    # A native extension of the optional [local] extra, without type stubs.
+    xllamacpp = importlib.import_module("xllamacpp")
     params = xllamacpp.CommonParams()
     params.model.path = str(model)
     params.model_alias = {alias}

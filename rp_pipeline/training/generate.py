@@ -16,9 +16,6 @@ import zlib
 from pathlib import Path
 from typing import Any, Literal
 
-if __package__ in (None, ""):  # run as a file: make `rp_pipeline` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 from pydantic import DirectoryPath, Field, FilePath, NonNegativeFloat, NonNegativeInt, PositiveInt, model_validator
 
 from rp_pipeline.training.common import (

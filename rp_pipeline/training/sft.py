@@ -1,6 +1,6 @@
 """LoRA supervised fine-tuning of the base chat model on the role-play corpus.
 
-Run as ``python rp_pipeline/training/sft.py --config cfg.json`` (or under ``accelerate
+Run as ``python -m rp_pipeline.training.sft --config cfg.json`` (or under ``accelerate
 launch`` / Dagster Pipes). Only the final adapter is saved: the base stays shared and
 unchanged, and DPO, quantization and eval merge the adapter when they need a dense model.
 """
@@ -11,9 +11,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-
-if __package__ in (None, ""):  # run as a file: make `rp_pipeline` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pydantic import FilePath, NonNegativeInt, PositiveFloat, PositiveInt
 

