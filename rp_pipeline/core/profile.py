@@ -54,10 +54,10 @@ class Profile(BaseModel):
         2, ge=0, description="turns per dialogue whose rule-clean self-samples the judge ranks into pairs (0: none)"
     )
     ranking_min_margin: float = Field(1.0, ge=0, description="judge score gap (1-10 scale) for a ranked pair")
-    simulation: SimulationConfig = SimulationConfig()
-    cleaning: CleaningConfig = CleaningConfig()
-    corpus: CorpusConfig = CorpusConfig()
-    training: TrainingProfile = TrainingProfile()
+    simulation: SimulationConfig = Field(default_factory=SimulationConfig)
+    cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
+    training: TrainingProfile = Field(default_factory=TrainingProfile)
 
 
 def load_profile(path: Path) -> Profile:
