@@ -42,7 +42,8 @@ def clean_rows(rows: list[ChatRow], rules: RuleSet, config: CleaningConfig) -> C
 
 def dialogue_row(dialogue: Dialogue) -> ChatRow:
     """A simulated dialogue as training sees it. turns[0] is the opening line, already in the
-    system prompt, so the system message takes its place and message i stays turn i."""
+    system prompt, so the system message takes its place and message i stays turn i; the
+    row keeps the opening line aside so that cleaning still compares every turn with it."""
     roles = {"character": "assistant", "user": "user"}
     return ChatRow(
         id=dialogue.id,
@@ -51,6 +52,7 @@ def dialogue_row(dialogue: Dialogue) -> ChatRow:
             Message(role="system", content=dialogue.system_prompt),
             *(Message(role=roles[t.role], content=t.content) for t in dialogue.turns[1:]),
         ],
+        opening_line=dialogue.turns[0].content if dialogue.turns else None,
     )
 
 
