@@ -57,13 +57,15 @@ def dialogue_row(dialogue: Dialogue) -> ChatRow:
 
 
 def to_drops(reports: list[TurnReport]) -> list[Drop]:
-    """Lineage drop events: one per code of every flagged turn, the action in the detail."""
+    """Lineage drop events: one per code of every flagged turn, with what cleaning did (drop,
+    cut, repair, flag) as the action, and in the detail too for a reader of the raw events."""
     return [
         Drop(
             row_id=r.id,
             turn=r.turn,
             reason=code,
             detail="; ".join([r.action, *(d for d in r.details if d.startswith(f"{code}:"))]),
+            action=r.action,
         )
         for r in reports
         for code in r.codes
