@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from difflib import SequenceMatcher
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -19,9 +20,11 @@ from rp_pipeline.core.langid import detect_language, find_mixed_span, script_sha
 from rp_pipeline.core.languages import scripts_of
 from rp_pipeline.core.models import Violation
 from rp_pipeline.core.reply_format import ReplyFormatError, parse_reply
+from rp_pipeline.core.signals import find_degenerate, find_label_word, find_name_prefix
 
 _STAGE_DIRECTION = re.compile(r"\*[^*\n]{1,40}\*|[（(]([^）)\n]{1,40})[）)]")
 _TAG = re.compile(r"<[^<>]*>")
+_MARKUP = re.compile(r"</?[A-Za-z][A-Za-z0-9]*\s*/?>")  # <emotion>, </img>, <br/>: markup, not words
 _EMOTION_LABEL = re.compile(r"<emotion>[^<>]*</emotion>")
 _IMAGE_BLOCK = re.compile(r"<img>.*?(?:</img>|$)", re.DOTALL)
 _NOTE = re.compile(r"^[*（(]\s*(?:注|备注|note|ooc)\b", re.IGNORECASE)  # a note is meta commentary
@@ -49,6 +52,12 @@ class RuleSet(BaseModel):
             return data
 
         return cls(**{name: read(name) for name in cls.model_fields})
+
+    @cached_property
+    def not_names(self) -> frozenset[str]:
+        """Discourse words that may stand before a colon at the start of a reply ("Note:", "说真的："):
+        not a speaker's name."""
+        return frozenset(word.casefold() for word in self.exceptions.get("name_prefix", ()))
 
     @cached_property
     def patterns(self) -> dict[str, tuple[re.Pattern[str], re.Pattern[str]]]:
@@ -111,6 +120,7 @@ def is_stage_direction(fragment: str) -> bool:
     return sum(ch.isalpha() for ch in fragment) >= 2 and not _NOTE.match(fragment)
 
 
+@lru_cache(maxsize=8192)
 def normalized(text: str) -> str:
     """The spoken letters and digits, casefolded: what echo, loop and duplicate checks compare."""
     return "".join(ch for ch in spoken_text(text).casefold() if ch.isalnum())
@@ -132,20 +142,67 @@ def is_echo(reply: str, previous: str) -> bool:
     return matcher.ratio() >= ECHO_SIMILARITY or block >= max(ECHO_MIN_BLOCK, len(mine) // 2)
 
 
-def check_character_reply(raw: str, language: str, rules: RuleSet, last_user: str | None = None) -> list[Violation]:
-    """Every rule a character reply breaks, as reason codes with a short detail."""
+def _language_violation(spoken: str, language: str) -> Violation | None:
+    """`wrong_language` when the text is mostly in another language, `lang_mix` when a
+    substantial span of another one sits inside it; None when it is fine or too short."""
+    detected = detect_language(spoken)
+    # lingua can name the language of a short foreign span inside a text mostly written in the
+    # persona's script; when the two languages share no script, the script majority decides.
+    if (
+        detected is not None
+        and detected != language
+        and (scripts_of(detected) & scripts_of(language) or script_share(spoken, language) <= 0.5)
+    ):
+        return Violation(code="wrong_language", detail=f"detected {detected}, expected {language}")
+    if span := find_mixed_span(spoken, language):
+        return Violation(code="lang_mix", detail=span[:40])
+    return None
+
+
+def _echo_detail(raw: str, last_user: str | None, opening_line: str | None, previous_replies: Iterable[str]) -> str:
+    if last_user is not None and is_echo(raw, last_user):
+        return "repeats the user's message"
+    if opening_line is not None and is_echo(raw, opening_line):
+        return "repeats the opening line"
+    for number, earlier in enumerate(previous_replies, start=1):
+        if is_echo(raw, earlier):
+            return f"repeats earlier reply {number}"
+    return ""
+
+
+def check_character_reply(
+    raw: str,
+    language: str,
+    rules: RuleSet,
+    last_user: str | None = None,
+    *,
+    opening_line: str | None = None,
+    previous_replies: Iterable[str] = (),
+    character_name: str | None = None,
+) -> list[Violation]:
+    """Every rule a character reply breaks, as reason codes with a short detail.
+
+    `last_user` is the message it answers, `opening_line` the persona's first message and
+    `previous_replies` the character's earlier replies in the dialogue: a reply that
+    (nearly) copies any of them is an `echo`. `character_name` lets a `Name：` prefix with
+    a lowercase or unusual name be recognised as well."""
     if not raw.strip():
         return [Violation(code="empty")]
     found: list[Violation] = []
     text = visible_text(raw)
-    if last_user is not None and is_echo(raw, last_user):
-        found.append(Violation(code="echo", detail="repeats the user's message"))
+    if detail := _echo_detail(raw, last_user, opening_line, previous_replies):
+        found.append(Violation(code="echo", detail=detail))
+    if prefix := find_name_prefix(text, character_name, rules.not_names):
+        found.append(Violation(code="name_prefix", detail=prefix))
     try:
         reply = parse_reply(raw)
         if len(reply.text) > reply.char_limit:
             found.append(Violation(code="too_long", detail=f"{len(reply.text)} > {reply.char_limit} chars"))
     except ReplyFormatError as exc:
         found.append(Violation(code="bad_format", detail=str(exc)))
+    else:
+        if word := next(filter(None, (find_label_word(c.text, language) for c in reply.clauses)), None):
+            found.append(Violation(code="bad_format", detail=f"label word {word!r} outside a tag"))
     if phrase := rules.find("meta_commentary", text):
         found.append(Violation(code="meta_commentary", detail=phrase))
     for match in _STAGE_DIRECTION.finditer(text):
@@ -156,16 +213,30 @@ def check_character_reply(raw: str, language: str, rules: RuleSet, last_user: st
         found.append(Violation(code="assistant_speak", detail=phrase))
     if phrase := rules.find("goodbye", text):
         found.append(Violation(code="goodbye", detail=phrase))
-    spoken = spoken_text(raw)
-    detected = detect_language(spoken)
-    # lingua can name the language of a short foreign span inside a reply mostly written in the
-    # persona's script; when the two languages share no script, the script majority decides.
-    if (
-        detected is not None
-        and detected != language
-        and (scripts_of(detected) & scripts_of(language) or script_share(spoken, language) <= 0.5)
-    ):
-        found.append(Violation(code="wrong_language", detail=f"detected {detected}, expected {language}"))
-    elif span := find_mixed_span(spoken, language):
-        found.append(Violation(code="lang_mix", detail=span[:40]))
+    if violation := _language_violation(spoken_text(raw), language):
+        found.append(violation)
+    return found
+
+
+def check_user_turn(text: str, language: str, rules: RuleSet, *, last_character: str | None = None) -> list[Violation]:
+    """Every way a simulated user turn is garbage that the character should not be trained
+    to answer: assistant-speak or a refusal, a degenerate repeat or keyboard mash, a copy of
+    the character's last reply, format tags or emotion label words, another language.
+    Short neutral turns ("ok", "哈哈", an emoji) are too short to judge for language."""
+    if not text.strip():
+        return [Violation(code="empty", detail="user turn")]
+    found: list[Violation] = []
+    if match := _MARKUP.search(text):
+        found.append(Violation(code="user_markup", detail=match.group(0)))
+    elif word := find_label_word(text, language):
+        found.append(Violation(code="user_markup", detail=f"label word {word!r}"))
+    if detail := find_degenerate(text):
+        found.append(Violation(code="user_degenerate", detail=detail))
+    if last_character is not None and is_echo(text, last_character):
+        found.append(Violation(code="user_echo", detail="repeats the character's reply"))
+    plain = visible_text(text)
+    if phrase := rules.find("assistant_speak", plain):
+        found.append(Violation(code="user_assistant_speak", detail=phrase))
+    if violation := _language_violation(plain, language):
+        found.append(Violation(code="user_wrong_language", detail=f"{violation.code}: {violation.detail}"))
     return found

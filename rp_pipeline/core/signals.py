@@ -1,0 +1,113 @@
+"""Out-of-character signals that are shapes, not phrases: a speaker prefix, an emotion label
+word standing in the text, a character or syllable repeated, keyboard mash. `core/rules`
+turns them into reason codes for both speakers.
+"""
+
+from __future__ import annotations
+
+import regex
+
+from rp_pipeline.core.languages import scripts_of
+from rp_pipeline.core.models import EMOTIONS
+
+# --- speaker prefix (seed rule 1: no `角色名：` before a reply) ---------------------------
+
+# A name: 2-4 Han characters that are not pronouns or particles ("我觉得：" is a thought, not a
+# name), 2-10 kana or hangul, or 1-3 capitalized words.
+_NAME_SHAPED = regex.compile(
+    r"(?:(?![我你他她它们的了是在吗呢吧啊])\p{Han}){2,4}|[\p{Katakana}\p{Hiragana}\p{Hangul}ー·・]{2,10}"
+    r"|\p{Lu}[\p{L}'’.-]*(?:[ ]\p{Lu}[\p{L}'’.-]*){0,2}"
+)
+_PREFIX = regex.compile(r"^\s*(?P<name>[^\s:：<>]{1,20}(?:[ ][^\s:：<>]{1,20}){0,2})\s*[:：]\s*(?=\S)")
+# Who a transcript names before a line: never a character's own words, whatever follows.
+ROLE_WORDS = frozenset(
+    {
+        *("assistant", "character", "ai", "bot", "user", "narrator", "system"),
+        *("角色", "助手", "ai助手", "用户", "旁白", "系统", "キャラクター", "アシスタント", "캐릭터"),
+    }
+)
+
+
+def _name_forms(name: str) -> set[str]:
+    """A name and the parts a reply may use alone: "Mia Chen" -> Mia, Chen; 林小满 -> 小满."""
+    name = name.strip().casefold()
+    forms = {name, *name.split()}
+    if regex.fullmatch(r"\p{Han}{3,4}", name):
+        forms.add(name[1:])  # the given name without a one-character surname
+    return {f for f in forms if f}
+
+
+def find_name_prefix(text: str, character_name: str | None, not_names: frozenset[str]) -> str | None:
+    """The `Name：` at the start of `text` (visible text, tags removed), or None.
+
+    A role word ("Assistant:", "角色：") or a form of the character's name counts in any case;
+    any other name-shaped prefix (see `_NAME_SHAPED`) counts unless
+    it is a discourse word from `not_names` ("Note", "说真的", "PS"). "Guess what:" is not
+    name-shaped (a lowercase word), so it stays.
+    """
+    match = _PREFIX.match(text)
+    if not match:
+        return None
+    prefix = match.group("name")
+    key = prefix.casefold()
+    named = key in ROLE_WORDS or (character_name is not None and key in _name_forms(character_name))
+    if named or (_NAME_SHAPED.fullmatch(prefix) and key not in not_names):
+        return match.group(0).strip()
+    return None
+
+
+# --- emotion label words outside a tag ----------------------------------------------------
+
+_LABEL_WORD = regex.compile(rf"(?<![\p{{Latin}}\p{{M}}'’-])({'|'.join(EMOTIONS)})(?![\p{{Latin}}\p{{M}}'’-])", regex.I)
+_SENTENCE_END = ".!?;…。！？；"
+# Label words that are ordinary words of another Latin-script language.
+NATIVE_LABEL_WORDS = {"de": {"neutral"}, "es": {"neutral"}, "pt": {"neutral"}, "id": {"sad"}}
+
+
+def find_label_word(text: str, language: str) -> str | None:
+    """An emotion label word standing in `text` (one clause, tags removed), or None.
+
+    In a language not written in Latin, or a Latin-script language other than English, a
+    standalone English label word is a leak (" Neutral" after a Chinese sentence). In English
+    the words are ordinary ("I'm so happy", "Sad? Me? Never"), so only a label that ends the
+    clause without punctuation after a finished sentence or capitalized counts: "That's
+    great. Neutral", "that sounds great Happy".
+    """
+    for match in _LABEL_WORD.finditer(text):
+        word = match.group(1)
+        if language != "en":
+            if "Latin" in scripts_of(language) and word.casefold() in NATIVE_LABEL_WORDS.get(language, ()):
+                continue
+            return word
+        before, after = text[: match.start()].rstrip(), text[match.end() :].strip()
+        if not after and before and (before[-1] in _SENTENCE_END or word[0].isupper()):
+            return word
+    return None
+
+
+# --- degenerate user turns ---------------------------------------------------------------
+
+DEGENERATE_RUN_CHARS = 16  # a unit repeated over this many letters: "うううう…", "asdasdasd…"
+DEGENERATE_MIN_REPEATS = 6
+_REPEATED_UNIT = regex.compile(rf"(.{{1,3}}?)\1{{{DEGENERATE_MIN_REPEATS - 1},}}")
+_KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+KEYBOARD_RUN = 5  # five neighbouring keys in a row: "asdfg", "hjkl;" is one short of it
+NO_VOWEL_WORD = 7  # "sdfghjk": seven Latin letters without a vowel is no word
+
+
+def find_degenerate(text: str) -> str | None:
+    """A character or syllable repeated far past emphasis, or keyboard mash, or None.
+
+    Laughter and emphasis ("哈哈哈哈", "nooooo") stay under the run length."""
+    letters = "".join(ch for ch in text.casefold() if ch.isalnum())
+    for match in _REPEATED_UNIT.finditer(letters):
+        if len(match.group(0)) >= DEGENERATE_RUN_CHARS:
+            return f"{match.group(1)!r} repeated {len(match.group(0)) // len(match.group(1))} times"
+    for word in regex.findall(r"[a-z0-9]+", text.casefold()):
+        for row in _KEYBOARD_ROWS:
+            for start in range(len(row) - KEYBOARD_RUN + 1):
+                if row[start : start + KEYBOARD_RUN] in word:
+                    return f"keyboard mash {word!r}"
+        if len(word) >= NO_VOWEL_WORD and word.isalpha() and not regex.search("[aeiouy]", word):
+            return f"keyboard mash {word!r}"
+    return None
