@@ -230,5 +230,6 @@ def _character_line(text: str, turn: int) -> str:
 
 
 def _write_in(text: str) -> str:
-    match = re.search(r"(?:Write|written|text field) in (\w+)", text)
+    # "Write every text field in X", "is written in X", "Write your next message to NAME in X"
+    match = re.search(r"(?:Write|written|text field)[^\n.:]*? in ([A-Z]\w+)", text)
     return match.group(1) if match else "English"

@@ -90,6 +90,34 @@ def script_share(text: str, language: str) -> float:
     return sum(counts[name] for name in scripts_of(language)) / total if total else 1.0
 
 
+# Scripts that only one supported language is written in, and the script that tells Japanese
+# (kana) or Korean (hangul) from Chinese when Han characters are mixed in.
+_OWN_SCRIPTS = {
+    "zh": ("Han", "Han"),
+    "ja": ("Han Hiragana Katakana", "Hiragana Katakana"),
+    "ko": ("Hangul Han", "Hangul"),
+    "ru": ("Cyrillic", "Cyrillic"),
+    "ar": ("Arabic", "Arabic"),
+    "th": ("Thai", "Thai"),
+    "hi": ("Devanagari", "Devanagari"),
+}
+
+
+def in_own_script(text: str, language: str) -> bool:
+    """Every letter of `text` (stickers aside) is in the scripts of `language`, which no other
+    supported language shares, with its telltale script present (kana for Japanese, hangul
+    for Korean): then the text is in `language` and holds no other, without asking lingua.
+    Han-only text counts as Chinese. Always False for languages written in Latin."""
+    if language not in _OWN_SCRIPTS:
+        return False
+    allowed, telltale = (frozenset(names.split()) for names in _OWN_SCRIPTS[language])
+    text = STICKER.sub(" ", text)
+    runs = list(_SCRIPT_RUN.finditer(text))
+    seen = {match.lastgroup for match in runs}
+    covered = sum(len(match.group()) for match in runs)  # letters of a script not listed fall through
+    return seen <= allowed and bool(seen & telltale) and covered >= sum(ch.isalpha() for ch in text)
+
+
 def _substantial(script: str, span: str) -> bool:
     if script == "Latin":
         words = [w for w in regex.findall(r"[\p{Latin}\p{M}]+", span) if not (w.isupper() and len(w) <= ACRONYM_MAX)]
@@ -120,10 +148,17 @@ def find_mixed_span(text: str, language: str) -> str | None:
 def _confidently_other(clause: str, language: str) -> bool:
     """Short clauses of related languages (es/pt/it) confuse lingua, so a clause counts as
     foreign only when lingua is sure of another Latin-script language and not of ours."""
-    values = _detector().compute_language_confidence_values(_NON_LANGUAGE.sub(" ", clause))
+    code = confidently_other(clause, language, MIX_CONFIDENCE)
+    return code is not None and "Latin" in scripts_of(code)
+
+
+def confidently_other(text: str, language: str, confidence: float) -> str | None:
+    """The language lingua names for `text` when it is not `language`, lingua gives it at least
+    `confidence` and ours under 0.1; None otherwise (the text may well be ours)."""
+    values = _detector().compute_language_confidence_values(_NON_LANGUAGE.sub(" ", text))
     if not values:
-        return False
+        return None
     top = values[0]
     code = top.language.iso_code_639_1.name.lower()
     ours = next((v.value for v in values if v.language.iso_code_639_1.name.lower() == language), 0.0)
-    return code != language and "Latin" in scripts_of(code) and top.value >= MIX_CONFIDENCE and ours < 0.1
+    return code if code != language and top.value >= confidence and ours < 0.1 else None
