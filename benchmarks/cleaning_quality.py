@@ -3,8 +3,8 @@
     python benchmarks/cleaning_quality.py [--data DIR] [--codes a,b] [--show-errors]
 
 The labeled set (`rp_pipeline_tests/data/cleaning_labeled/*.jsonl`, one file per language)
-holds conversations in the `rp clean` input schema plus `opening_line` (the persona's first
-line, which echo checks compare against), `source` (hand-written or a pattern seen in the
+holds conversations in the `rp clean` input schema (with `opening_line` and `character_name`,
+which echo and name-prefix checks use) plus `source` (hand-written or a pattern seen in the
 demo's output) and `labels`: for every user and assistant turn, keyed by its index in
 `messages`, the reason codes it deserves ([] when it is clean).
 
@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rp_pipeline.core.cleaning import ChatRow, CleaningConfig, CleaningResult, clean_rows
-from rp_pipeline.core.models import LanguageCode, Message, NonEmptyStr
+from rp_pipeline.core.models import Message, NonEmptyStr
 from rp_pipeline.core.rules import RuleSet
 from rp_pipeline.settings import REPO_ROOT
 
@@ -46,14 +46,13 @@ ROW_LEVEL_CODES = frozenset({"exact_duplicate", "near_duplicate", "too_few_turns
 Key = tuple[str, str, int]  # (language, row id, turn index in the labeled row's messages)
 
 
-class LabeledRow(BaseModel):
-    """One labeled conversation; every user and assistant turn has a label list, the system prompt none."""
+class LabeledRow(ChatRow):
+    """A row of `rp clean` input (with the persona's `opening_line` and `character_name`, which
+    echo and name-prefix checks use) plus `labels`, the codes of every user and assistant turn
+    ([] when it is clean; the system prompt has none), and `source`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: NonEmptyStr
-    language: LanguageCode
     opening_line: NonEmptyStr
+    character_name: NonEmptyStr
     messages: list[Message] = Field(min_length=2)
     labels: dict[int, list[str]]
     source: Literal["hand", "demo-pattern"]
@@ -68,16 +67,9 @@ class LabeledRow(BaseModel):
             raise ValueError(f"labels must cover exactly the user/assistant turns: missing {missing}, extra {extra}")
         return self
 
-    def chat_row(self) -> tuple[ChatRow, int]:
-        """The row as the cleaner takes it, and how far its turn indices are shifted from the labels'.
-        A cleaner without an `opening_line` field gets the opening as the first assistant message
-        after the system prompt (how a dialogue looked before the opening moved into the prompt)."""
-        if "opening_line" in ChatRow.model_fields:
-            row = ChatRow(id=self.id, language=self.language, messages=self.messages, opening_line=self.opening_line)
-            return row, 0
-        opening = Message(role="assistant", content=self.opening_line)
-        messages = [self.messages[0], opening, *self.messages[1:]]
-        return ChatRow(id=self.id, language=self.language, messages=messages), 1
+    def chat_row(self) -> ChatRow:
+        """The row as the cleaner takes it."""
+        return ChatRow.model_validate(self.model_dump(include=set(ChatRow.model_fields)))
 
 
 def load_labeled(data_dir: Path = DATA_DIR) -> list[LabeledRow]:
@@ -98,17 +90,16 @@ def gold_codes(rows: Iterable[LabeledRow]) -> dict[Key, set[str]]:
 
 
 def predicted_codes(
-    rows: Iterable[LabeledRow], result: CleaningResult, offset: int = 0
+    rows: Iterable[LabeledRow], result: CleaningResult
 ) -> tuple[dict[Key, set[str]], dict[Key, list[str]]]:
-    """Every turn-level code the cleaner reported per labeled turn, and the reports' details;
-    `offset` is the shift of `chat_row` (a report on the opening line itself is not a turn)."""
+    """Every turn-level code the cleaner reported per labeled turn, and the reports' details."""
     language = {row.id: row.language for row in rows}
     codes: dict[Key, set[str]] = {}
     details: dict[Key, list[str]] = {}
     for report in result.reports:
-        if report.turn is None or report.turn < 1 + offset:
+        if report.turn is None:
             continue
-        key = (language[report.id], report.id, report.turn - offset)
+        key = (language[report.id], report.id, report.turn)
         codes.setdefault(key, set()).update(c for c in report.codes if c not in ROW_LEVEL_CODES)
         details.setdefault(key, []).extend(report.details)
     return codes, details
@@ -213,11 +204,8 @@ def show_errors(
     return "\n".join(lines)
 
 
-def run(rows: list[LabeledRow], rules_dir: Path = REPO_ROOT / "assets" / "rules") -> tuple[CleaningResult, int]:
-    """The cleaner's result on the rows, and the turn offset of `LabeledRow.chat_row`."""
-    converted = [row.chat_row() for row in rows]
-    offset = converted[0][1] if converted else 0
-    return clean_rows([chat for chat, _ in converted], RuleSet.load(rules_dir), CleaningConfig()), offset
+def run(rows: list[LabeledRow], rules_dir: Path = REPO_ROOT / "assets" / "rules") -> CleaningResult:
+    return clean_rows([row.chat_row() for row in rows], RuleSet.load(rules_dir), CleaningConfig())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = load_labeled(args.data)
     gold = gold_codes(rows)
-    predicted, details = predicted_codes(rows, *run(rows))
+    predicted, details = predicted_codes(rows, run(rows))
     codes = set(args.codes.split(",")) if args.codes else None
     counts, errors = score(gold, predicted, codes)
 

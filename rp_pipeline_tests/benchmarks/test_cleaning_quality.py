@@ -72,6 +72,7 @@ def _row(**changes) -> dict:
     row = {
         "id": "t-1",
         "language": "zh",
+        "character_name": "林小满",
         "opening_line": "早啊<emotion>happy</emotion>",
         "messages": [
             {"role": "system", "content": "你是林小满。"},
@@ -147,6 +148,6 @@ def test_the_real_cleaner_runs_on_a_labeled_row():
             labels={"1": [], "2": ["goodbye"], "3": [], "4": []},
         )
     )
-    predicted, _ = bench.predicted_codes([row], *bench.run([row]))
+    predicted, _ = bench.predicted_codes([row], bench.run([row]))
     assert "goodbye" in predicted[("zh", "t-1", 2)]
     assert not predicted.get(("zh", "t-1", 4))
