@@ -25,7 +25,7 @@ class DialoguesConfig(Config):
     partitions_def=personas_partitions,
     kinds={"litellm"},
     owners=["team:data"],
-    code_version="1",
+    code_version="2",
     description="Dialogues simulated by four agents (character, user agent, scene agent, moderator), "
     "all of a persona's dialogues at once under the LLM concurrency limit; character replies "
     "that break the reply rules are regenerated, and the rejected attempts are kept for DPO. "
@@ -46,9 +46,10 @@ def dialogues(
     card = PersonaCard.model_validate(persona_cards)
     samples = [SeedSample.model_validate(s) for s in seed_samples]
     topics = {t["sample_id"]: TopicSet.model_validate(t) for t in topic_keywords}
+    with_topics = [s for s in samples if s.id in topics]  # a sample whose keywords were all dropped has none
     jobs = [
         (card, sample, topics[sample.id], i)
-        for i, sample in enumerate(assign_samples(card, samples, simulation.dialogues_per_persona))
+        for i, sample in enumerate(assign_samples(card, with_topics, simulation.dialogues_per_persona))
     ]
     client = llm.client()
     simulator = DialogueSimulator(client, pipeline.prompts(), pipeline.rules(), simulation)
