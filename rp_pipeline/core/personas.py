@@ -160,6 +160,18 @@ def system_prompt(card: PersonaCard, prompts: Prompts) -> str:
     return prompts.render("persona_system", card=card)
 
 
+_NAME_LINE = re.compile(r"^You are (.+?)\. Stay in character as \1 at all times\.", re.MULTILINE)
+_OPENING = re.compile(r"^# Your first message \(already sent\)\n(.+?)\n(?:\n|$)", re.MULTILINE | re.DOTALL)
+
+
+def speaker_of(system: str) -> tuple[str | None, str | None]:
+    """(name, opening line) of the card a training system prompt (`persona_system.j2`) was
+    rendered from, so checks on a training row still see the opening line the row's system
+    prompt holds; None for what a prompt of another shape does not say."""
+    name, opening = _NAME_LINE.search(system), _OPENING.search(system)
+    return (name.group(1) if name else None), (opening.group(1).strip() if opening else None)
+
+
 class PersonaDraft(BaseModel):
     """What the persona writer returns; ids, language and provenance are ours, not the LLM's."""
 
