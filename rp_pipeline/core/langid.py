@@ -120,10 +120,17 @@ def find_mixed_span(text: str, language: str) -> str | None:
 def _confidently_other(clause: str, language: str) -> bool:
     """Short clauses of related languages (es/pt/it) confuse lingua, so a clause counts as
     foreign only when lingua is sure of another Latin-script language and not of ours."""
-    values = _detector().compute_language_confidence_values(_NON_LANGUAGE.sub(" ", clause))
+    code = confidently_other(clause, language, MIX_CONFIDENCE)
+    return code is not None and "Latin" in scripts_of(code)
+
+
+def confidently_other(text: str, language: str, confidence: float) -> str | None:
+    """The language lingua names for `text` when it is not `language`, lingua gives it at least
+    `confidence` and ours under 0.1; None otherwise (the text may well be ours)."""
+    values = _detector().compute_language_confidence_values(_NON_LANGUAGE.sub(" ", text))
     if not values:
-        return False
+        return None
     top = values[0]
     code = top.language.iso_code_639_1.name.lower()
     ours = next((v.value for v in values if v.language.iso_code_639_1.name.lower() == language), 0.0)
-    return code != language and "Latin" in scripts_of(code) and top.value >= MIX_CONFIDENCE and ours < 0.1
+    return code if code != language and top.value >= confidence and ours < 0.1 else None

@@ -13,16 +13,24 @@ from difflib import SequenceMatcher
 from functools import cached_property, lru_cache
 from pathlib import Path
 
+import regex
 import yaml
 from pydantic import BaseModel
 
-from rp_pipeline.core.langid import detect_language, find_mixed_span, script_share
+from rp_pipeline.core.langid import confidently_other, detect_language, find_mixed_span, script_share
 from rp_pipeline.core.languages import scripts_of
 from rp_pipeline.core.models import Violation
 from rp_pipeline.core.reply_format import ReplyFormatError, parse_reply
-from rp_pipeline.core.signals import find_degenerate, find_label_word, find_name_prefix
+from rp_pipeline.core.signals import (
+    find_degenerate,
+    find_label_word,
+    find_name_prefix,
+    find_self_repeat,
+    find_structure,
+    find_truncation,
+)
 
-_STAGE_DIRECTION = re.compile(r"\*[^*\n]{1,40}\*|[（(]([^）)\n]{1,40})[）)]")
+_STAGE_DIRECTION = re.compile(r"(?<!\*)\*[^*\n]{1,40}\*(?!\*)|[（(]([^）)\n]{1,40})[）)]")  # **bold** is structure
 _TAG = re.compile(r"<[^<>]*>")
 _MARKUP = re.compile(r"</?[A-Za-z][A-Za-z0-9]*\s*/?>")  # <emotion>, </img>, <br/>: markup, not words
 _EMOTION_LABEL = re.compile(r"<emotion>[^<>]*</emotion>")
@@ -41,6 +49,9 @@ class RuleSet(BaseModel):
     goodbye: dict[str, list[str]]
     meta_commentary: dict[str, list[str]]
     exceptions: dict[str, list[str]]
+    assistant_patterns: dict[str, list[str]]  # regular expressions: families of assistant phrasings
+    language_names: dict[str, list[str]]  # regular expressions: talking about the language spoken
+    dangling_words: dict[str, list[str]]  # words a clause never ends on (a cut clause does)
 
     @classmethod
     def load(cls, rules_dir: Path) -> RuleSet:
@@ -69,6 +80,24 @@ class RuleSet(BaseModel):
             )
             for kind in ("assistant_speak", "goodbye", "meta_commentary")
         }
+
+    @cached_property
+    def regexes(self) -> dict[str, regex.Pattern[str]]:
+        """Per regular-expression list: all its languages' patterns as one alternation."""
+        return {
+            kind: regex.compile(
+                "|".join(f"(?:{p})" for ps in getattr(self, kind).values() for p in ps) or "(?!)", regex.I
+            )
+            for kind in ("assistant_patterns", "language_names")
+        }
+
+    def search(self, kind: str, text: str) -> str | None:
+        """The text matched by the first pattern of regular-expression list `kind`, or None."""
+        match = self.regexes[kind].search(text.translate(_APOSTROPHES))
+        return match.group(0) if match else None
+
+    def dangling(self, language: str) -> frozenset[str]:
+        return frozenset(word.casefold() for word in self.dangling_words.get(language, ()))
 
     def find(self, kind: str, text: str) -> str | None:
         """The first phrase of list `kind` (any language) that occurs in `text` outside its exceptions."""
@@ -142,6 +171,17 @@ def is_echo(reply: str, previous: str) -> bool:
     return matcher.ratio() >= ECHO_SIMILARITY or block >= max(ECHO_MIN_BLOCK, len(mine) // 2)
 
 
+def assistant_speak(raw: str, text: str, rules: RuleSet) -> str | None:
+    """What makes a turn sound like an assistant: a listed phrase, a phrase of a pattern
+    family ("I'm an AI…", "我可以帮你…", "It depends on…") or a document structure (code
+    block, heading, list, bold, link, URL) in `raw`; `text` is its visible text."""
+    if phrase := rules.find("assistant_speak", text) or rules.search("assistant_patterns", text):
+        return phrase
+    if structure := find_structure(raw):
+        return f"structure: {structure}"
+    return None
+
+
 def _language_violation(spoken: str, language: str) -> Violation | None:
     """`wrong_language` when the text is mostly in another language, `lang_mix` when a
     substantial span of another one sits inside it; None when it is fine or too short."""
@@ -194,23 +234,31 @@ def check_character_reply(
         found.append(Violation(code="echo", detail=detail))
     if prefix := find_name_prefix(text, character_name, rules.not_names):
         found.append(Violation(code="name_prefix", detail=prefix))
+    clauses: list[str] = []
     try:
         reply = parse_reply(raw)
+        clauses = [c.text for c in reply.clauses]
         if len(reply.text) > reply.char_limit:
             found.append(Violation(code="too_long", detail=f"{len(reply.text)} > {reply.char_limit} chars"))
     except ReplyFormatError as exc:
         found.append(Violation(code="bad_format", detail=str(exc)))
     else:
-        if word := next(filter(None, (find_label_word(c.text, language) for c in reply.clauses)), None):
+        if word := next(filter(None, (find_label_word(c, language) for c in clauses)), None):
             found.append(Violation(code="bad_format", detail=f"label word {word!r} outside a tag"))
+    if detail := find_truncation(_IMAGE_BLOCK.sub("", raw), clauses, rules.dangling(language)):
+        found.append(Violation(code="truncated", detail=detail))
+    if repeated := find_self_repeat(_IMAGE_BLOCK.sub("", raw)):
+        found.append(Violation(code="self_repeat", detail=repeated))
     if phrase := rules.find("meta_commentary", text):
         found.append(Violation(code="meta_commentary", detail=phrase))
     for match in _STAGE_DIRECTION.finditer(text):
         if is_stage_direction(match.group(0)):
             found.append(Violation(code="stage_direction", detail=match.group(0)))
             break
-    if phrase := rules.find("assistant_speak", text):
-        found.append(Violation(code="assistant_speak", detail=phrase))
+    if detail := assistant_speak(raw, text, rules):
+        found.append(Violation(code="assistant_speak", detail=detail))
+    if phrase := rules.search("language_names", text):
+        found.append(Violation(code="language_name", detail=phrase))
     if phrase := rules.find("goodbye", text):
         found.append(Violation(code="goodbye", detail=phrase))
     if violation := _language_violation(spoken_text(raw), language):
@@ -235,8 +283,27 @@ def check_user_turn(text: str, language: str, rules: RuleSet, *, last_character:
     if last_character is not None and is_echo(text, last_character):
         found.append(Violation(code="user_echo", detail="repeats the character's reply"))
     plain = visible_text(text)
-    if phrase := rules.find("assistant_speak", plain):
-        found.append(Violation(code="user_assistant_speak", detail=phrase))
-    if violation := _language_violation(plain, language):
-        found.append(Violation(code="user_wrong_language", detail=f"{violation.code}: {violation.detail}"))
+    if detail := assistant_speak(text, plain, rules):
+        found.append(Violation(code="user_assistant_speak", detail=detail))
+    if detail := _user_language(plain, language):
+        found.append(Violation(code="user_wrong_language", detail=detail))
     return found
+
+
+USER_LANGUAGE_CONFIDENCE = 0.5  # lingua's confidence in another language of the same script
+
+
+def _user_language(plain: str, language: str) -> str | None:
+    """Why a user turn is not in the dialogue's language, or None. Users write short, loose
+    lines ("my password is ••••" reads as Italian to lingua), so a language sharing our
+    script must be named with confidence; another script must hold most of the letters."""
+    detected = detect_language(plain)
+    if detected is not None and detected != language:
+        if not scripts_of(detected) & scripts_of(language):
+            if script_share(plain, language) <= 0.5:
+                return f"detected {detected}, expected {language}"
+        elif other := confidently_other(plain, language, USER_LANGUAGE_CONFIDENCE):
+            return f"detected {other}, expected {language}"
+    if span := find_mixed_span(plain, language):
+        return f"mixed: {span[:40]}"
+    return None

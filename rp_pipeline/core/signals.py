@@ -5,6 +5,8 @@ turns them into reason codes for both speakers.
 
 from __future__ import annotations
 
+import itertools
+
 import regex
 
 from rp_pipeline.core.languages import scripts_of
@@ -110,4 +112,99 @@ def find_degenerate(text: str) -> str | None:
                     return f"keyboard mash {word!r}"
         if len(word) >= NO_VOWEL_WORD and word.isalpha() and not regex.search("[aeiouy]", word):
             return f"keyboard mash {word!r}"
+    return None
+
+
+# --- structure of an assistant's answer ---------------------------------------------------
+
+_STRUCTURE = (
+    ("code block", regex.compile(r"```|~~~")),
+    ("markdown heading", regex.compile(r"(?m)^\s{0,3}#{1,6}\s+\S")),
+    ("bullet list", regex.compile(r"(?m)(?:^\s*[-*•·]\s+\S.*\n){1,}^\s*[-*•·]\s+\S")),
+    ("numbered list", regex.compile(r"(?s)(?:^|\s|[：:。])1\s*[.、)）]\s*\S.*?(?:^|\s|[。；;，,])2\s*[.、)）]\s*\S")),
+    ("bold", regex.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")),
+    ("markdown link", regex.compile(r"\[[^\[\]\n]+\]\((?:https?://|www\.|/)[^)\s]*\)")),
+    ("url", regex.compile(r"\bhttps?://\S+|\bwww\.[\w-]+\.\w+")),
+    ("table", regex.compile(r"(?m)^\s*\|.*\|.*\|\s*$")),
+)
+
+
+def find_structure(raw: str) -> str | None:
+    """The name of the first document structure in a turn (code block, heading, list, bold,
+    link, URL, table): an assistant's answer, never how a person chats. Kaomoji, `[委屈]`
+    stickers and "1 cup" are not lists."""
+    for name, pattern in _STRUCTURE:
+        if pattern.search(raw):
+            return name
+    return None
+
+
+# --- a reply cut short --------------------------------------------------------------------
+
+_OPEN_TAG_AT_END = regex.compile(r"<[^<>]*$|<(emotion|prompt|includePerson|img)>(?:(?!</\1>).)*$", regex.S)
+_EMOTION_TAG = regex.compile(r"<emotion>[^<>]*</emotion>")
+_HYPHEN_CUT = regex.compile(r"\p{L}[-‐]$")
+_LAST_WORD = regex.compile(r"([\p{L}'’]+)$")
+SPLIT_MIN_CLAUSE = 15  # a word split across a tag only counts after a long clause (a bound cut it)
+
+
+def find_truncation(raw: str, clauses: list[str], dangling: frozenset[str]) -> str | None:
+    """How a reply was cut short, or None: it ends inside a tag (`…<emoti`, `<emotion>hap`),
+    a word runs on across a clause tag (`I'm an AI-compani<emotion>happy</emotion>on app`),
+    or a clause stops on a hyphen or on a word no clause ends on ("the", "and": `dangling`,
+    for languages with spaces between words). `clauses` are the clause texts, tags removed.
+    A CJK clause cut by a bound cannot be told from a short one, so it is not judged."""
+    text = raw.rstrip()
+    if match := _OPEN_TAG_AT_END.search(text):
+        return f"ends inside a tag: {match.group(0)[-20:]!r}"
+    parts = _EMOTION_TAG.split(text)
+    for before, after in itertools.pairwise(parts):
+        cut = regex.search(r"\p{L}{3}$", before) and regex.match(r"\p{Ll}", after)
+        if cut and len(before.strip()) >= SPLIT_MIN_CLAUSE:
+            return f"word split across a tag: {before.split()[-1]}|{after.split()[0]}"
+    for clause in clauses:
+        clause = clause.rstrip()
+        if _HYPHEN_CUT.search(clause):
+            return f"clause ends mid-word: {clause[-15:]!r}"
+        word = _LAST_WORD.search(clause)
+        hyphenated = word and clause[: word.start()].endswith("-")  # "Fais-le" ends on a pronoun
+        if word and not hyphenated and word.group(1).casefold() in dangling and len(clause.split()) > 1:
+            return f"clause ends on {word.group(1)!r}: {clause[-20:]!r}"
+    return None
+
+
+# --- a reply repeating itself -------------------------------------------------------------
+
+_CLAUSE_BREAK = regex.compile(r"<emotion>[^<>]*</emotion>|<[^<>]*>|[.!?;。！？；…\n]+")
+SELF_REPEAT_WEIGHT = 10  # a repeated clause must weigh this much: 5 CJK characters or 10 letters
+SELF_REPEAT_SIMILARITY = 0.8
+
+
+def _weight(key: str) -> int:
+    return sum(2 if regex.match(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]", ch) else 1 for ch in key)
+
+
+def _bigram_similarity(a: str, b: str) -> float:
+    grams_a = {a[i : i + 2] for i in range(len(a) - 1)} or {a}
+    grams_b = {b[i : i + 2] for i in range(len(b) - 1)} or {b}
+    return len(grams_a & grams_b) / len(grams_a | grams_b)
+
+
+def find_self_repeat(visible: str) -> str | None:
+    """The clause or sentence a reply says twice (same letters, or nearly), or a run of letters
+    repeated back to back ("今天天气真好今天天气真好"); short interjections ("哈哈！哈哈！",
+    "No, no") are emphasis and stay. `visible` is the reply with its tags."""
+    keys = []
+    for piece in _CLAUSE_BREAK.split(visible):
+        key = "".join(ch for ch in piece.casefold() if ch.isalnum())
+        if _weight(key) >= SELF_REPEAT_WEIGHT:
+            keys.append((key, piece.strip()))
+    for j, (key, piece) in enumerate(keys):
+        for earlier, _ in keys[:j]:
+            if key == earlier or _bigram_similarity(key, earlier) >= SELF_REPEAT_SIMILARITY:
+                return piece[:40]
+    letters = "".join(ch for ch in _CLAUSE_BREAK.sub("", visible).casefold() if ch.isalnum())
+    for match in regex.finditer(r"(.{5,}?)\1", letters):
+        if _weight(match.group(1)) >= SELF_REPEAT_WEIGHT and len(set(match.group(1))) > 2:
+            return match.group(1)[:40]
     return None

@@ -56,7 +56,7 @@ def test_each_rule_fires():
     assert "stage_direction" in codes("*smiles softly* hi there friend<emotion>happy</emotion>", "en")
     assert "stage_direction" in codes("（笑着说）你来啦朋友<emotion>happy</emotion>", "zh")
     assert "too_long" in codes("这" * 51 + "<emotion>neutral</emotion>", "zh")
-    assert "wrong_language" in codes("I only speak English today honestly<emotion>neutral</emotion>", "zh")
+    assert "wrong_language" in codes("I only eat ramen on Fridays honestly<emotion>neutral</emotion>", "zh")
     assert "bad_format" in codes("你好呀，今天怎么样", "zh")
     assert codes("   ", "zh") == {"empty"}
     assert "echo" in codes(

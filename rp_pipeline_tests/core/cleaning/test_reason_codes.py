@@ -17,15 +17,15 @@ REPLY_CASES = [
         "wrong_language",
         "zh",
         "你好",
-        "I only speak English today honestly" + E("neutral"),
-        "我今天只想说中文，你呢？" + E("neutral"),
+        "I only eat ramen on Fridays honestly" + E("neutral"),
+        "我今天只想吃火锅，你呢？" + E("neutral"),
     ),
     (
         "wrong_language",
         "en",
         "Hi",
-        "我今天只想说中文，你觉得呢？" + E("neutral"),
-        "I only speak English today honestly" + E("neutral"),
+        "我今天只想吃火锅，你觉得呢？" + E("neutral"),
+        "I only eat ramen on Fridays honestly" + E("neutral"),
     ),
     (
         "lang_mix",
@@ -78,7 +78,14 @@ REPLY_CASES = [
         "Okay, gotta go, talk to you later" + E("happy"),
         "My grandma's goodbyes last an hour" + E("happy"),
     ),
-    ("too_long", "zh", "忙吗", "今天店里好忙啊" * 8 + E("sad"), "今天店里好忙啊" * 7 + E("sad")),
+    (
+        "too_long",
+        "zh",
+        "忙吗",
+        "今天店里好忙啊，早上来了一群学生，中午又来了好多上班族，下午还有人订了二十杯拿铁，腿都站麻了，你今天忙不忙呀"
+        + E("sad"),
+        "今天店里好忙啊，早上来了一群学生，中午又来了好多上班族，下午还有人订了二十杯拿铁，腿都站麻了" + E("sad"),
+    ),
     (
         "too_long",
         "en",
@@ -156,7 +163,7 @@ def test_a_mixed_reply_is_not_wrong_language_and_a_foreign_one_is_not_a_mix():
         "lang_mix"
     }
     assert last_reply_codes("ar", "أنا أحب القهوة كثيرا 但是我今天很累 يا صديقي" + E("sad")) == {"lang_mix"}
-    assert last_reply_codes("zh", "I only speak English today honestly" + E("neutral")) == {"wrong_language"}
+    assert last_reply_codes("zh", "I only eat ramen on Fridays honestly" + E("neutral")) == {"wrong_language"}
 
 
 def test_repairs_keep_the_turn_and_rewrite_it():
