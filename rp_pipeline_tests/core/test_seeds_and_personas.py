@@ -30,7 +30,7 @@ BAD_DRAFT = {
     "background": "Runs a stall.",
     "speaking_examples": ["Welcome to my stall!"] * 4,
     "knowledge_boundary": "Does not know much.",
-    "opening_line": "As an AI language model, I am happy to help you.<emotion>happy</emotion>",
+    "opening_line": "Hello! I'm your AI companion app.<emotion>happy</emotion>",
     "specialty": "noodles",
 }
 
