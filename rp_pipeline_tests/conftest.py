@@ -37,6 +37,8 @@ def write_test_assets(root: Path, **profile_overrides) -> Path:
         "self_samples_per_turn": 1,
         "simulation": {"min_turns": 5, "max_turns": 7, "topic_every": 2, "moderator_every": 2, "max_attempts": 2},
         "cleaning": {"min_exchanges": 1},
+        # The test personas: 3 authored zh cards and the synthesized one (a zh sample), 1 en, 1 es, 1 ja.
+        "corpus": {"languages": {"zh": 4, "en": 1, "es": 1, "ja": 1}},
         "training": {
             "base_model": "embedded",
             "sft_steps": 2,

@@ -2,8 +2,8 @@
 
 Roles are routed to models named `fake-<role>`; each role has a scripted behaviour that
 follows the prompt (language, persona examples), and tests can queue exact responses
-(malformed ones included) or HTTP errors per role. Requests are served concurrently, each
-after `latency_s`; `peak_in_flight` says how many were ever open at once.
+(malformed ones included, or `Cut` ones that stop on the token limit) or HTTP errors per
+role. Requests are served concurrently, each after `latency_s`; `peak_in_flight` says how many were ever open at once.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from collections import Counter, defaultdict, deque
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -50,11 +51,30 @@ DRAFTS = {
             "That chain nearly beat me<emotion>angry</emotion>but I won<emotion>happy</emotion>",
         ],
         "knowledge_boundary": "Knows nothing about medicine or law.",
-        "opening_line": "Hey you<emotion>happy</emotion>what's new today?<emotion>neutral</emotion>",
+        "opening_line": "Hey, you made it<emotion>happy</emotion>How was your day?<emotion>neutral</emotion>",
         "specialty": "bike repair",
     },
 }
+TOPICS = {
+    "Chinese": ["咖啡", "猫咪", "下雨天", "老电影", "咖啡"],
+    "English": ["coffee", "cats", "rain", "films", "coffee"],
+    "Spanish": ["el café", "los gatos", "la lluvia", "el cine", "el café"],
+    "Japanese": ["コーヒー", "ねこ", "雨の日", "映画", "コーヒー"],
+}
+SCENE_TOPICS = {
+    "Chinese": "下雨天看的老电影",
+    "English": "a rainy-day film",
+    "Spanish": "una película para un día de lluvia",
+    "Japanese": "雨の日に見る映画",
+}
 BAD_REPLY = "作为一个AI，我很高兴为您服务"  # assistant-speak without emotion tags
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A queued response that stopped on the token limit (finish_reason "length")."""
+
+    content: str
 
 
 class _Server(ThreadingHTTPServer):
@@ -88,8 +108,9 @@ class FakeLLM:
         self._server.shutdown()
         self._server.server_close()
 
-    def queue(self, role: str, *responses: str | int) -> None:
-        """Next responses for `role`: a string is the content, an int an HTTP error status."""
+    def queue(self, role: str, *responses: str | int | Cut) -> None:
+        """Next responses for `role`: a string is the content, a `Cut` content cut by the token
+        limit, an int an HTTP error status."""
         self.queued[role].extend(responses)
 
     def write_config(self, path: Path, **overrides) -> Path:
@@ -113,7 +134,7 @@ class FakeLLM:
 
     # -- scripted behaviour -------------------------------------------------------------
 
-    def respond(self, role: str, body: dict) -> str | int:
+    def respond(self, role: str, body: dict) -> str | int | Cut:
         with self._lock:
             if self.queued[role]:
                 return self.queued[role].popleft()
@@ -135,15 +156,16 @@ class FakeLLM:
                 for i in range(count)
             ]
             return json.dumps({"turns": turns}, ensure_ascii=False)
-        if role == "user_agent":
+        if role == "user_agent":  # a different line per transcript length, in the asked language
             lines = LANGUAGE_LINES.get(_write_in(text), LANGUAGE_LINES["English"])
-            return f"{lines[turn % len(lines)]} {turn}"
+            said = text.count("\nYou: ")
+            return f"{lines[said % len(lines)]} {said}"
         if role == "scene_agent":
-            return "a rainy-day film"
+            return SCENE_TOPICS.get(_write_in(text), SCENE_TOPICS["English"])
         if role == "moderator":
             return json.dumps({"stop": False, "reason": "still going"})
         if role == "topic_writer":
-            return json.dumps({"keywords": ["coffee", "cats", "rain", "films", "coffee"]})
+            return json.dumps({"keywords": TOPICS.get(_write_in(text), TOPICS["English"])}, ensure_ascii=False)
         if role == "persona_writer":
             return json.dumps(DRAFTS.get(_write_in(text), DRAFTS["English"]), ensure_ascii=False)
         if role == "judge":  # a conversation whose last reply brushes the user off rates low
@@ -186,6 +208,8 @@ class FakeLLM:
                 if isinstance(result, int):
                     self._send(result, {"error": {"message": f"scripted {result}", "type": "server_error"}})
                     return
+                finish_reason = "length" if isinstance(result, Cut) else "stop"
+                result = result.content if isinstance(result, Cut) else result
                 self._send(
                     200,
                     {
@@ -194,7 +218,11 @@ class FakeLLM:
                         "created": int(time.time()),
                         "model": body["model"],
                         "choices": [
-                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": result}}
+                            {
+                                "index": 0,
+                                "finish_reason": finish_reason,
+                                "message": {"role": "assistant", "content": result},
+                            }
                         ],
                         "usage": {
                             "prompt_tokens": len(json.dumps(body["messages"])) // 4,
@@ -230,6 +258,6 @@ def _character_line(text: str, turn: int) -> str:
 
 
 def _write_in(text: str) -> str:
-    # "Write every text field in X", "is written in X", "Write your next message to NAME in X"
-    match = re.search(r"(?:Write|written|text field)[^\n.:]*? in ([A-Z]\w+)", text)
-    return match.group(1) if match else "English"
+    """The language a prompt asks for: "Write ... in X", "written in X", "... in X, as one short phrase"."""
+    match = re.search(r"(?:Write|written|text field)\b[^\n]*? in ([A-Z]\w+)|\bin ([A-Z]\w+), as one short phrase", text)
+    return next(g for g in match.groups() if g) if match else "English"

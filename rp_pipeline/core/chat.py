@@ -7,6 +7,7 @@ core never imports the LLM layer, and the LLM layer may import core.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar, get_args
 
 from pydantic import BaseModel
@@ -30,13 +31,27 @@ class StructuredOutputError(RuntimeError):
     """The model kept answering with JSON that does not fit the schema."""
 
 
+@dataclass(frozen=True)
+class Completion:
+    """A model's answer. `finish_reason` is the provider's ("stop", "length", ...), or None when
+    unknown (an answer cached before it was recorded); "length" means the answer was cut."""
+
+    text: str
+    finish_reason: str | None = None
+
+    @property
+    def cut(self) -> bool:
+        """Stopped on the token limit: the text ends wherever the limit fell, mid-word or mid-tag."""
+        return self.finish_reason == "length"
+
+
 class ChatModel(Protocol):
     """A chat model addressed by role. `seed` is part of the request (and of any cache key),
     so the same call asked twice is the same call."""
 
     async def complete(
         self, role: Role, messages: Messages, *, seed: int, response_schema: dict | None = None
-    ) -> str: ...
+    ) -> Completion: ...
 
     async def structured(self, role: Role, messages: Messages, schema: type[T], *, seed: int) -> T:
         """JSON validated by `schema`; raises `StructuredOutputError` when it never validates."""

@@ -2,7 +2,10 @@
 export formats trainers consume (ShareGPT, OpenAI messages, HF datasets, LLaMA-Factory).
 
 General data keeps the model's general skills; the field notes put it at 1/4-1/3 and
-never over half, so more than half is refused rather than silently clipped.
+never over half, so more than half is refused rather than silently clipped. A general pool
+too small for the target share is reported as a shortfall (`Corpus.general_shortfall`), and
+`corpus_gaps` says when the reached share or the language distribution misses the profile's
+target by more than its tolerance, so a corpus is never under-filled quietly.
 """
 
 from __future__ import annotations
@@ -31,6 +34,16 @@ class GeneralRow(BaseModel):
 
 class CorpusConfig(BaseModel):
     general_share: float = Field(0.25, ge=0, description="share of general rows in the corpus")
+    general_share_tolerance: float = Field(
+        0.05, ge=0, description="how far the reached general share may fall below general_share"
+    )
+    languages: dict[LanguageCode, float] | None = Field(
+        None,
+        description="target share of role-play rows per language (normalized); default: the seed language weights",
+    )
+    language_tolerance: float = Field(
+        0.15, ge=0, le=1, description="largest total variation distance between reached and target language shares"
+    )
     seed: int = 0
     cutoff_len: int = Field(
         8192,
@@ -110,6 +123,21 @@ class Corpus(BaseModel):
     rows: list[CorpusRow]
     too_long_exchanges: int = 0
     split_rows: int = 0  # role-play dialogues that became more than one row
+    general_wanted: int = 0  # general rows the target share asks for
+    general_pool: int = 0  # general rows there were to pick from
+
+    @property
+    def general_rows(self) -> int:
+        return sum(r.source == "general" for r in self.rows)
+
+    @property
+    def general_shortfall(self) -> int:
+        """General rows the target asked for that the pool could not give."""
+        return self.general_wanted - self.general_rows
+
+    @property
+    def general_share(self) -> float:
+        return round(self.general_rows / len(self.rows), 4) if self.rows else 0.0
 
 
 def build_corpus(
@@ -148,7 +176,13 @@ def build_corpus(
         )
         for g in picked
     ]
-    return Corpus(rows=sorted(rows, key=lambda r: r.id), too_long_exchanges=too_long, split_rows=split_rows)
+    return Corpus(
+        rows=sorted(rows, key=lambda r: r.id),
+        too_long_exchanges=too_long,
+        split_rows=split_rows,
+        general_wanted=wanted,
+        general_pool=len(general),
+    )
 
 
 def corpus_version(rows: list[CorpusRow]) -> str:
@@ -157,6 +191,37 @@ def corpus_version(rows: list[CorpusRow]) -> str:
 
 def language_distribution(rows: list[CorpusRow]) -> dict[str, int]:
     return dict(Counter(r.language for r in rows).most_common())
+
+
+def language_distance(counts: dict[str, int], target: dict[str, float]) -> float:
+    """Total variation distance between the reached language shares and the target's (both
+    normalized): 0 is a perfect match, 1 is no overlap at all."""
+    total, weight = sum(counts.values()), sum(target.values())
+    if not total or not weight:
+        return 1.0
+    languages = set(counts) | set(target)
+    return round(sum(abs(counts.get(k, 0) / total - target.get(k, 0) / weight) for k in languages) / 2, 4)
+
+
+def corpus_gaps(rows: list[CorpusRow], config: CorpusConfig, seed_weights: dict[str, float]) -> list[str]:
+    """Where the corpus misses the profile's targets beyond their tolerance, in words."""
+    gaps = []
+    roleplay = [r for r in rows if r.source == "roleplay"]
+    general = len(rows) - len(roleplay)
+    reached = general / len(rows) if rows else 0.0
+    if config.general_share and reached < config.general_share - config.general_share_tolerance:
+        gaps.append(
+            f"general share {reached:.1%} < target {config.general_share:.0%} - {config.general_share_tolerance:.0%} "
+            f"({general} general rows for {len(roleplay)} role-play rows: the general pool is too small)"
+        )
+    target = config.languages or seed_weights
+    distance = language_distance(language_distribution(roleplay), target)
+    if roleplay and distance > config.language_tolerance:
+        gaps.append(
+            f"role-play language distribution is {distance:.2f} (total variation) from the target, "
+            f"over the tolerance {config.language_tolerance:.2f}"
+        )
+    return gaps
 
 
 def to_sharegpt(row: CorpusRow) -> dict:

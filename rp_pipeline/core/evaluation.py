@@ -133,7 +133,7 @@ async def play_scenarios(
         replies: list[str] = []
         for turn, user in enumerate(scenario.user_turns):
             messages.append({"role": "user", "content": user})
-            reply = (await llm.complete(role, list(messages), seed=stable_seed("eval", scenario.id, turn))).strip()
+            reply = (await llm.complete(role, list(messages), seed=stable_seed("eval", scenario.id, turn))).text.strip()
             messages.append({"role": "assistant", "content": reply})
             replies.append(reply)
         return replies

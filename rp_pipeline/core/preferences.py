@@ -71,7 +71,7 @@ async def self_sample_pairs(
         prompt = [m.model_dump() for m in cleaned.messages[:index]]
         text = (
             await policy.complete("character", prompt, seed=stable_seed("self-sample", cleaned.id, index, k))
-        ).strip()
+        ).text.strip()
         return index, text, [v.code for v in check_character_reply(text, cleaned.language, rules)]
 
     jobs = [sample(i, k) for i in range(2, len(cleaned.messages), 2) for k in range(samples_per_turn)]

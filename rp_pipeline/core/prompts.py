@@ -1,4 +1,9 @@
-"""Prompt templates live in `assets/prompts/*.j2` so prompt work never touches code."""
+"""Prompt templates live in `assets/prompts/*.j2` so prompt work never touches code.
+
+Templates that show a transcript to another agent render character replies with the `seen`
+filter: the words the user reads, without emotion tags or labels (a label word copied into
+a user turn leaks into the next reply), and an image as "[photo]".
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,13 @@ from typing import Any
 import jinja2
 
 from rp_pipeline.core.ids import content_hash
+from rp_pipeline.core.rules import spoken_text
+
+
+def seen(raw: str) -> str:
+    """A reply as the user sees it in the chat: its spoken words, and "[photo]" for an image."""
+    text = spoken_text(raw)
+    return f"{text} [photo]" if "<img>" in raw else text
 
 
 class Prompts:
@@ -22,6 +34,7 @@ class Prompts:
             lstrip_blocks=True,
             autoescape=False,
         )
+        self._env.filters["seen"] = seen
 
     def render(self, name: str, **context: Any) -> str:
         return self._env.get_template(f"{name}.j2").render(**context).strip()

@@ -2,9 +2,12 @@
 
 multi_agent: four agents: the character (sees its card and the scene, never the user card),
 the user agent (sees the character card, its own user card and the scene), a scene agent
-that injects topics, and a moderator that only decides when to stop. Character replies are
-checked against the reply rules as they are generated and regenerated on violation; the
-rejected attempts are kept, since they are exactly the "rejected" side DPO wants.
+that hands topics to the character (the character starts and deepens topics, notes 000),
+and a moderator that only decides when to stop. Both speakers are checked as they are
+generated and regenerated on violation, up to `max_attempts`: character replies against the
+reply rules (a reply cut by the token limit counts as `truncated`), user turns against the
+user-turn rules; the last attempt is kept with its violations, for cleaning to cut. Rejected
+character attempts are kept, since they are exactly the "rejected" side DPO wants.
 
 single_call: one LLM writes the whole dialogue as structured JSON (cheaper, less natural
 turn-taking). Its character turns are checked by the same rules; a violating turn is kept
@@ -22,10 +25,11 @@ from pydantic import BaseModel, Field, model_validator
 from rp_pipeline.core.chat import ChatModel, StructuredOutputError
 from rp_pipeline.core.ids import content_id, stable_seed
 from rp_pipeline.core.languages import LANGUAGES
-from rp_pipeline.core.models import Attempt, Dialogue, PersonaCard, SeedSample, TopicSet, Turn, UserCard
+from rp_pipeline.core.models import Attempt, Dialogue, PersonaCard, SeedSample, TopicSet, Turn, UserCard, Violation
 from rp_pipeline.core.personas import system_prompt
 from rp_pipeline.core.prompts import Prompts
-from rp_pipeline.core.rules import RuleSet, check_character_reply, is_echo
+from rp_pipeline.core.rules import RuleSet, check_character_reply, check_user_turn
+from rp_pipeline.core.topics import in_language
 
 
 class SimulationMode(StrEnum):
@@ -38,9 +42,11 @@ class SimulationConfig(BaseModel):
     # Turns count the opening line; a dialogue ends on a character turn, so it has an odd length.
     min_turns: int = Field(20, ge=2)
     max_turns: int = Field(100, ge=3)
-    topic_every: int = Field(4, ge=1, description="the scene agent injects a topic every N user turns")
+    topic_every: int = Field(
+        4, ge=1, description="the character gets a topic on its first reply and then every N replies"
+    )
     moderator_every: int = Field(4, ge=1, description="ask the moderator every N turns after min_turns")
-    max_attempts: int = Field(3, ge=1, description="character regenerations on a rule violation")
+    max_attempts: int = Field(3, ge=1, description="tries per turn (character and user) on a rule violation")
     dialogues_per_persona: int = Field(1, ge=1)
 
     def model_post_init(self, __context: object) -> None:
@@ -74,9 +80,14 @@ class StopDecision(BaseModel):
     reason: str = Field("", max_length=80)  # bounded: a constrained decoder must close the JSON in time
 
 
-def user_card(sample: SeedSample) -> UserCard:
+CUT = Violation(code="truncated", detail="stopped on the token limit")
+
+
+def user_card(sample: SeedSample, persona: PersonaCard) -> UserCard:
+    """The sample's user; the relationship is the card's, so the user agent and the character
+    are told the same one (an authored card's relationship wins over the sample's)."""
     return UserCard(
-        personality=sample.user_personality, occupation=sample.user_occupation, relationship=sample.relationship
+        personality=sample.user_personality, occupation=sample.user_occupation, relationship=persona.relation_to_user
     )
 
 
@@ -108,7 +119,7 @@ class DialogueSimulator:
             "prompts": self.prompts.version,
         }
         dialogue_id = content_id("dlg", key)
-        user = user_card(sample)
+        user = user_card(sample, persona)
         if self.config.mode == SimulationMode.single_call:
             turns, stop_reason = await self._write_whole(dialogue_id, persona, user, sample, topics)
         else:
@@ -130,19 +141,28 @@ class DialogueSimulator:
     async def _run_agents(
         self, dialogue_id: str, persona: PersonaCard, user: UserCard, sample: SeedSample, topics: TopicSet
     ) -> tuple[list[Turn], str]:
-        language = LANGUAGES[persona.language]
         character_system = (
             system_prompt(persona, self.prompts) + "\n\n" + self.prompts.render("character_scene", scene=sample.scene)
         )
+        # Only keywords in the persona's language are handed on; the first topic is a keyword of the
+        # sample a synthesized card was written from, otherwise the scene agent's, which sees the card.
+        ideas = in_language(topics.keywords, persona.language)
+        first = ideas[0] if ideas and sample.id in persona.parent_ids else None
         turns = [Turn(role="character", content=persona.opening_line)]
-        user_turns = 0
+        replies = 0
         while len(turns) + 2 <= self.config.max_turns:
-            topic = topics.keywords[0] if not user_turns else None  # open with the sample's first topic
-            if user_turns and user_turns % self.config.topic_every == 0:
-                topic = await self._scene_topic(dialogue_id, sample, topics, turns, language)
-            turns.append(await self._user_turn(dialogue_id, persona, user, sample, turns, topic))
-            user_turns += 1
-            turns.append(await self._character_turn(dialogue_id, character_system, persona, turns))
+            turns.append(await self._user_turn(dialogue_id, persona, user, sample, turns))
+            topic = None
+            if replies % self.config.topic_every == 0:
+                topic = (
+                    first
+                    if replies == 0 and first
+                    else await self._scene_topic(dialogue_id, persona, sample, ideas, turns)
+                )
+            turns.append(await self._character_turn(dialogue_id, character_system, persona, turns, topic))
+            replies += 1
+            if len(turns) + 2 > self.config.max_turns:
+                break  # no room for another exchange: asking the moderator would decide nothing
             if await self._should_stop(dialogue_id, turns):
                 return turns, "moderator"
         return turns, "max_turns"
@@ -177,81 +197,107 @@ class DialogueSimulator:
         kept = kept[: len(kept) // 2 * 2]  # never end on a user turn
         for turn in kept:
             if turn.role == "user":
-                turns.append(Turn(role="user", content=turn.content.strip()))
+                text = turn.content.strip()
+                violations = check_user_turn(text, persona.language, self.rules, last_character=turns[-1].content)
+                turns.append(Turn(role="user", content=text, violations=violations))
                 continue
             text = turn.content.strip()
-            violations = check_character_reply(text, persona.language, self.rules, last_user=turns[-1].content)
-            turns.append(Turn(role="character", content=text, violations=violations))
+            turns.append(Turn(role="character", content=text, violations=self._check_reply(text, persona, turns)))
         return turns, "single_call"
 
-    async def _user_turn(
-        self,
-        dialogue_id: str,
-        persona: PersonaCard,
-        user: UserCard,
-        sample: SeedSample,
-        turns: list[Turn],
-        topic: str | None,
-    ) -> Turn:
-        # Small models copy the other side when given a role-swapped chat; a transcript in
-        # one message keeps the user agent in its own voice. An echo is sampled again.
-        prompt = self.prompts.render(
-            "user_agent",
-            card=persona,
-            user=user,
-            scene=sample.scene,
-            transcript=turns[-8:],
-            topic=topic,
-            language_name=LANGUAGES[persona.language],
+    def _check_reply(self, text: str, persona: PersonaCard, turns: list[Turn]) -> list[Violation]:
+        """The reply rules, with what came before: the user's message, the card's opening line
+        and the character's earlier replies (echoes of any of them are flagged)."""
+        return check_character_reply(
+            text,
+            persona.language,
+            self.rules,
+            last_user=turns[-1].content,
+            opening_line=persona.opening_line,
+            previous_replies=[t.content for t in turns[1:] if t.role == "character"],
+            character_name=persona.name,
         )
-        text = ""
-        for attempt in range(self.config.max_attempts):
-            text = _one_line(
-                await self.llm.complete(
-                    "user_agent",
-                    [{"role": "user", "content": prompt}],
-                    seed=stable_seed(dialogue_id, len(turns), attempt),
-                )
-            )
-            if not is_echo(text, turns[-1].content):
-                break
-        return Turn(role="user", content=text, topic=topic)
 
-    async def _character_turn(self, dialogue_id: str, system: str, persona: PersonaCard, turns: list[Turn]) -> Turn:
+    async def _user_turn(
+        self, dialogue_id: str, persona: PersonaCard, user: UserCard, sample: SeedSample, turns: list[Turn]
+    ) -> Turn:
+        # Small models copy the other side when given a role-swapped chat; a transcript in one
+        # message keeps the user agent in its own voice. A turn that breaks the user-turn rules
+        # (echo, assistant-speak, degenerate, markup, wrong language) is sampled again.
+        text, violations = "", []
+        for attempt in range(self.config.max_attempts):
+            prompt = self.prompts.render(
+                "user_agent",
+                card=persona,
+                user=user,
+                scene=sample.scene,
+                transcript=turns[-8:],
+                language_name=LANGUAGES[persona.language],
+                codes=[v.code for v in violations],
+            )
+            completion = await self.llm.complete(
+                "user_agent", [{"role": "user", "content": prompt}], seed=stable_seed(dialogue_id, len(turns), attempt)
+            )
+            text = _one_line(completion.text)
+            violations = check_user_turn(text, persona.language, self.rules, last_character=turns[-1].content)
+            if not violations:
+                break
+        return Turn(role="user", content=text, violations=violations)
+
+    async def _character_turn(
+        self, dialogue_id: str, system: str, persona: PersonaCard, turns: list[Turn], topic: str | None
+    ) -> Turn:
         history = [{"role": "assistant" if t.role == "character" else "user", "content": t.content} for t in turns]
         rejected: list[Attempt] = []
         for attempt in range(self.config.max_attempts):
             # A reminder after the user's message (generation only, never stored): small models
-            # follow what is closest to the end of the prompt.
-            codes = ", ".join(v.code for v in rejected[-1].violations) if rejected else ""
+            # follow what is closest to the end of the prompt. It carries the scene agent's topic.
             hint = self.prompts.render(
-                "character_turn", card=persona, codes=codes, language_name=LANGUAGES[persona.language]
+                "character_turn",
+                card=persona,
+                topic=topic,
+                codes=[v.code for v in rejected[-1].violations] if rejected else [],
+                language_name=LANGUAGES[persona.language],
             )
             messages = [
                 {"role": "system", "content": system},
                 *history[:-1],
                 {"role": "user", "content": f"{history[-1]['content']}\n\n{hint}"},
             ]
-            text = (
-                await self.llm.complete("character", messages, seed=stable_seed(dialogue_id, len(turns), attempt))
-            ).strip()
-            violations = check_character_reply(text, persona.language, self.rules, last_user=turns[-1].content)
+            completion = await self.llm.complete(
+                "character", messages, seed=stable_seed(dialogue_id, len(turns), attempt)
+            )
+            text = completion.text.strip()
+            violations = self._check_reply(text, persona, turns)
+            if completion.cut and all(v.code != CUT.code for v in violations):
+                violations.insert(0, CUT)  # the token limit fell somewhere in it: regenerate
             if not violations:
-                return Turn(role="character", content=text, rejected=rejected)
+                return Turn(role="character", content=text, topic=topic, rejected=rejected)
             rejected.append(Attempt(content=text, violations=violations))
         last = rejected.pop()
-        return Turn(role="character", content=last.content, violations=last.violations, rejected=rejected)
+        return Turn(role="character", content=last.content, topic=topic, violations=last.violations, rejected=rejected)
 
     async def _scene_topic(
-        self, dialogue_id: str, sample: SeedSample, topics: TopicSet, turns: list[Turn], language: str
-    ) -> str:
+        self, dialogue_id: str, persona: PersonaCard, sample: SeedSample, ideas: list[str], turns: list[Turn]
+    ) -> str | None:
+        """A topic for the character to bring up or dig into, fitting its card, in its language;
+        an answer in another language falls back to a keyword idea (or to no topic)."""
         prompt = self.prompts.render(
-            "scene_agent", scene=sample.scene, keywords=topics.keywords, transcript=turns[-6:], language_name=language
+            "scene_agent",
+            card=persona,
+            scene=sample.scene,
+            keywords=ideas,
+            transcript=turns[-6:],
+            language_name=LANGUAGES[persona.language],
         )
-        text = await self.llm.complete(
+        completion = await self.llm.complete(
             "scene_agent", [{"role": "user", "content": prompt}], seed=stable_seed(dialogue_id, len(turns), "topic")
         )
-        return _one_line(text, limit=80)
+        topic = _one_line(completion.text, limit=80)
+        if topic and in_language([topic], persona.language):
+            return topic
+        used = {t.topic for t in turns}
+        return next((k for k in ideas if k not in used), None)
 
     async def _should_stop(self, dialogue_id: str, turns: list[Turn]) -> bool:
         n = len(turns)

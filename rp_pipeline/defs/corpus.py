@@ -33,7 +33,7 @@ def in_partition_order(by_partition: dict[str, list[T]]) -> list[T]:
     group_name=GROUP,
     kinds={"huggingface", "parquet"},
     owners=["team:data"],
-    code_version="2",
+    code_version="3",
     ins={"cleaned_dialogues": AssetIn(metadata=ALL_PERSONAS)},
     description="All cleaned dialogues (cross-persona duplicates and over-frequent openings removed, rows "
     "over cutoff_len split at turn boundaries) plus a share of general instructions, exported as "
@@ -58,8 +58,20 @@ def training_corpus(
         [by_id[r.id].model_copy(update={"messages": r.messages}) for r in kept], general, profile.corpus
     )
     rows = corpus.rows
-    if not rows:
-        raise ValueError("training corpus is empty: no cleaned dialogues survived (see cleaned_dialogues drops)")
+    codes = Counter(code for r in reports for code in r.codes)
+    if not any(r.source == "roleplay" for r in rows):
+        cleaning = Counter({d["reason"]: d["dropped"] for d in lineage.store().drops("cleaned_dialogues")})
+        reasons = ", ".join(f"{code} {n}" for code, n in (cleaning + codes).most_common()) or "none recorded"
+        raise ValueError(
+            f"training corpus has no role-play rows: cleaning kept {len(cleaned)} dialogue(s), the corpus "
+            f"filters {len(cleaned) - len(kept)} of those. Rows dropped per reason code: {reasons} "
+            "(details: `rp lineage drops`)"
+        )
+    if corpus.general_shortfall:
+        context.log.warning(
+            f"general share {corpus.general_share:.1%} < target {profile.corpus.general_share:.0%}: "
+            f"{corpus.general_wanted} general rows wanted, the pool has {corpus.general_pool}"
+        )
     version = corpus_version(rows)
     out_dir = pipeline.data / "corpus" / version
     artifact = export_corpus(rows, out_dir, version)
@@ -76,14 +88,15 @@ def training_corpus(
         + [(version, [r.id for r in rows], {"path": str(out_dir)})],
         drops=to_drops(reports),
     )
-    sources = Counter(r.source for r in rows)
-    codes = Counter(code for r in reports for code in r.codes)
     codes["too_long"] += corpus.too_long_exchanges
     context.add_output_metadata(
         {
             "corpus_version": version,
             "rows": len(rows),
-            "general_share": MetadataValue.float(round(sources["general"] / len(rows), 3)),
+            "general_share": MetadataValue.float(corpus.general_share),
+            "general_share_target": MetadataValue.float(profile.corpus.general_share),
+            "general_rows_wanted": corpus.general_wanted,
+            "general_rows_short": corpus.general_shortfall,
             "languages": counts_table(language_distribution(rows), "language"),
             "personas": counts_table(Counter(r.persona_id for r in rows if r.persona_id), "persona"),
             "cross_persona_drops_by_code": counts_table(+codes, "code", "count"),

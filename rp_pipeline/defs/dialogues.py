@@ -25,7 +25,7 @@ class DialoguesConfig(Config):
     partitions_def=personas_partitions,
     kinds={"litellm"},
     owners=["team:data"],
-    code_version="1",
+    code_version="2",
     description="Dialogues simulated by four agents (character, user agent, scene agent, moderator), "
     "all of a persona's dialogues at once under the LLM concurrency limit; character replies "
     "that break the reply rules are regenerated, and the rejected attempts are kept for DPO. "
@@ -45,9 +45,10 @@ def dialogues(
     simulation = profile.simulation.model_copy(update={"mode": config.mode or profile.simulation.mode})
     card = persona_cards
     topics = {t.sample_id: t for t in topic_keywords}
+    with_topics = [s for s in seed_samples if s.id in topics]  # a sample whose keywords were all dropped has none
     jobs = [
         (card, sample, topics[sample.id], i)
-        for i, sample in enumerate(assign_samples(card, seed_samples, simulation.dialogues_per_persona))
+        for i, sample in enumerate(assign_samples(card, with_topics, simulation.dialogues_per_persona))
     ]
     client = llm.client()
     simulator = DialogueSimulator(client, pipeline.prompts(), pipeline.rules(), simulation)

@@ -98,9 +98,9 @@ def eval_scores(
 ) -> Output[EvalReport]:
     profile = pipeline.load_profile()
     eval_dir = pipeline.assets / "eval"
-    cards = {c.id: c for c in map(load_persona_file, sorted((eval_dir / "personas").glob("*.yaml")))}
-    scenarios = load_scenarios(eval_dir / "scenarios.yaml", cards)
     prompts, rules = pipeline.prompts(), pipeline.rules()
+    cards = {c.id: c for c in (load_persona_file(p, rules) for p in sorted((eval_dir / "personas").glob("*.yaml")))}
+    scenarios = load_scenarios(eval_dir / "scenarios.yaml", cards)
     out_dir = pipeline.data / "eval" / quantized_model.version
     out_dir.mkdir(parents=True, exist_ok=True)
     system_prompts = {key: system_prompt(card, prompts) for key, card in cards.items()}

@@ -41,9 +41,11 @@ def sync_persona_partitions(instance: DagsterInstance, personas_dir: Path, synth
     group_name="generation",
     kinds={"litellm"},
     owners=["team:data"],
-    code_version="1",
+    code_version="2",
     description="Persona cards written by the persona_writer role from seed samples and their "
-    "topics; each becomes a partition of persona_cards next to the authored cards.",
+    "topics, content-checked (a name, distinct tagged in-language examples, a rule-clean opening "
+    "line) and rewritten up to the profile's simulation.max_attempts; a card that never passes is "
+    "dropped in lineage (reason bad_card). Each card becomes a partition of persona_cards.",
 )
 def synthesized_personas(
     context: AssetExecutionContext,
@@ -55,15 +57,21 @@ def synthesized_personas(
 ) -> list[PersonaCard]:
     profile = pipeline.load_profile()
     topics = {t.sample_id: t for t in topic_keywords}
-    pairs = [(s, topics[s.id]) for s in seed_samples[: profile.n_synthesized_personas]]
+    pairs = [(s, topics[s.id]) for s in seed_samples if s.id in topics][: profile.n_synthesized_personas]
     client = llm.client()
-    cards = client.run(synthesize_personas(client, pipeline.prompts(), pairs))
+    cards, drops = client.run(
+        synthesize_personas(client, pipeline.prompts(), pipeline.rules(), pairs, profile.simulation.max_attempts)
+    )
     lineage.record(
-        context, rows=[(c.id, c.parent_ids, {"name": c.name, "persona_id": c.id}) for c in cards], calls=client.calls
+        context,
+        rows=[(c.id, c.parent_ids, {"name": c.name, "persona_id": c.id}) for c in cards],
+        drops=drops,
+        calls=client.calls,
     )
     context.add_output_metadata(
         {
             "personas": len(cards),
+            "dropped_cards": md_table({"row": d.row_id, "reason": d.reason, "detail": d.detail} for d in drops),
             SYNTHESIZED_IDS: MetadataValue.json([c.id for c in cards]),
             "cards": md_table(
                 {"id": c.id, "name": c.name, "language": c.language, "occupation": c.occupation} for c in cards
@@ -80,9 +88,10 @@ def synthesized_personas(
     partitions_def=personas_partitions,
     kinds={"yaml"},
     owners=["team:data"],
-    code_version="1",
-    description="A validated persona card: assets/personas/<partition>.yaml, or the synthesized card "
-    "with that id. Its system prompt is the card without the scene.",
+    code_version="2",
+    description="A validated persona card: assets/personas/<partition>.yaml (form and content checked; "
+    "a bad card fails this partition naming file and field), or the synthesized card with that id. "
+    "Its system prompt is the card without the scene.",
 )
 def persona_cards(
     context: AssetExecutionContext,
@@ -94,7 +103,7 @@ def persona_cards(
     path = pipeline.assets / "personas" / f"{key}.yaml"
     synthesized = {c.id: c for c in synthesized_personas}
     if path.exists():
-        card = load_persona_file(path)
+        card = load_persona_file(path, pipeline.rules())
         source = (
             str(path.relative_to(pipeline.assets.parent)) if path.is_relative_to(pipeline.assets.parent) else str(path)
         )

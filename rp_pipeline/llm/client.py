@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from rp_pipeline.core.chat import Messages, Role, StructuredOutputError
+from rp_pipeline.core.chat import Completion, Messages, Role, StructuredOutputError
 from rp_pipeline.core.ids import content_hash
 from rp_pipeline.llm.cache import ResponseCache
 from rp_pipeline.llm.config import EMBEDDED, LLMConfig, ModelConfig, RoleConfig
@@ -90,7 +90,9 @@ class LLMClient:
             for i, m in enumerate((cfg, *cfg.fallbacks))
         ]
 
-    async def complete(self, role: Role, messages: Messages, *, seed: int, response_schema: dict | None = None) -> str:
+    async def complete(
+        self, role: Role, messages: Messages, *, seed: int, response_schema: dict | None = None
+    ) -> Completion:
         cfg = self.config.roles[role]
         request = _request_params(cfg, seed, response_schema)
         model = self.routed_model(role)
@@ -100,12 +102,14 @@ class LLMClient:
         key = content_hash({"model": model, "messages": messages, "params": params}, length=40)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             self.calls.append(CallRecord(role, hit.get("model", model), key, True, 0, 0, 0.0, 0.0))
-            return hit["text"]
+            return Completion(hit["text"], hit.get("finish_reason"))  # entries cached before it: None
         async with self._limit():
-            text, answered_by = await self._call_router(role, messages, request, key)
+            completion, answered_by = await self._call_router(role, messages, request, key)
         if self.cache is not None:
-            self.cache.put(key, {"text": text, "model": answered_by})
-        return text
+            self.cache.put(
+                key, {"text": completion.text, "finish_reason": completion.finish_reason, "model": answered_by}
+            )
+        return completion
 
     async def structured(self, role: Role, messages: Messages, schema: type[T], *, seed: int) -> T:
         """JSON output validated by `schema`, re-asking with the error up to `max_repairs` times."""
@@ -119,7 +123,7 @@ class LLMClient:
         }
         error = ""
         for attempt in range(self.config.max_repairs + 1):
-            text = await self.complete(role, history, seed=seed + attempt, response_schema=json_schema)
+            text = (await self.complete(role, history, seed=seed + attempt, response_schema=json_schema)).text
             try:
                 return schema.model_validate_json(_strip_fences(text))
             except ValidationError as exc:
@@ -175,8 +179,8 @@ class LLMClient:
             )
         return self._router
 
-    async def _call_router(self, role: Role, messages: Messages, request: dict, key: str) -> tuple[str, str]:
-        """One routed request, retries and fallbacks included; returns the text and the model that answered."""
+    async def _call_router(self, role: Role, messages: Messages, request: dict, key: str) -> tuple[Completion, str]:
+        """One routed request, retries and fallbacks included; returns the answer and the model that gave it."""
         cfg = self.config.roles[role]
         for needed in (m.api_key_env for m in (cfg, *cfg.fallbacks) if m.api_key_env):
             if not os.environ.get(needed):
@@ -220,7 +224,8 @@ class LLMClient:
                 time.perf_counter() - started,
             )
         )
-        return response.choices[0].message.content or "", model
+        choice = response.choices[0]
+        return Completion(choice.message.content or "", getattr(choice, "finish_reason", None)), model
 
 
 def _model_params(cfg: ModelConfig) -> dict[str, Any]:

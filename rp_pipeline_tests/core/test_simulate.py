@@ -2,41 +2,46 @@
 
 from __future__ import annotations
 
-from rp_pipeline.core.models import TopicSet
+import re
+
+from rp_pipeline.core.models import EMOTIONS, TopicSet
 from rp_pipeline.core.personas import load_persona_file
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.reply_format import parse_reply
 from rp_pipeline.core.rules import RuleSet
 from rp_pipeline.core.seeds import load_seed_variables, sample_seeds
-from rp_pipeline.core.simulate import DialogueSimulator, SimulationConfig, SimulationMode
+from rp_pipeline.core.simulate import DialogueSimulator, SimulationConfig, SimulationMode, assign_samples
 from rp_pipeline.llm.client import LLMClient
 from rp_pipeline.llm.config import load_llm_config
 from rp_pipeline.settings import REPO_ROOT
-from rp_pipeline_tests.fake_llm import BAD_REPLY
+from rp_pipeline_tests.fake_llm import BAD_REPLY, SCENE_TOPICS, Cut
 
 ASSETS = REPO_ROOT / "assets"
+LIN = load_persona_file(ASSETS / "personas" / "lin-xiaoman.yaml")
+E = "<emotion>{}</emotion>".format
 
 
-def simulate(fake_llm, tmp_path, **config):
+def simulate(fake_llm, tmp_path, card=LIN, keywords=("咖啡", "猫"), **config):
     client = LLMClient(load_llm_config(fake_llm.write_config(tmp_path / "m.yaml")))
-    card = load_persona_file(ASSETS / "personas" / "lin-xiaoman.yaml")
     sample = sample_seeds(load_seed_variables(ASSETS / "seeds"), 1, seed=0)[0]
-    topics = TopicSet(id="topic-x", sample_id=sample.id, keywords=["咖啡", "猫"])
+    topics = TopicSet(id="topic-x", sample_id=sample.id, keywords=list(keywords))
     sim = DialogueSimulator(
         client,
         Prompts(ASSETS / "prompts"),
         RuleSet.load(ASSETS / "rules"),
-        SimulationConfig(min_turns=5, max_turns=9, topic_every=2, moderator_every=2, **config),
+        SimulationConfig(**{"min_turns": 5, "max_turns": 9, "topic_every": 2, "moderator_every": 2, **config}),
     )
     return client.run(sim.simulate(card, sample, topics)), fake_llm
+
+
+def requests(fake, role: str) -> list[dict]:
+    return [r for r in fake.requests if r["model"] == f"fake-{role}"]
 
 
 def test_agents_alternate_and_character_replies_parse(fake_llm, tmp_path):
     fake_llm.queue("character", BAD_REPLY)
     dialogue, fake = simulate(fake_llm, tmp_path)
     assert [t.role for t in dialogue.turns[:3]] == ["character", "user", "character"]
-    assert dialogue.turns[1].topic == "咖啡"  # the first user turn opens with the sample's topic
-    assert any(t.topic == "a rainy-day film" for t in dialogue.turns)  # then the scene agent injects topics
     for turn in dialogue.turns:
         if turn.role == "character" and not turn.violations:
             parse_reply(turn.content)
@@ -85,3 +90,88 @@ def test_single_call_output_that_never_validates_is_recorded(fake_llm, tmp_path)
     dialogue, _ = simulate(fake_llm, tmp_path, mode=SimulationMode.single_call)
     assert dialogue.stop_reason == "invalid_output" and len(dialogue.turns) == 1
     assert "turns alternate user, character" in fake_llm.requests[-1]["messages"][-1]["content"]
+
+
+def test_the_scene_topic_goes_to_the_character_not_the_user(fake_llm, tmp_path):
+    dialogue, fake = simulate(fake_llm, tmp_path)
+    topic = SCENE_TOPICS["Chinese"]  # the scene agent answers in the persona's language
+    topics = [(t.role, t.topic) for t in dialogue.turns if t.topic]
+    assert topics and all(role == "character" and t == topic for role, t in topics)
+    assert dialogue.turns[2].topic == topic  # the first reply already brings one up
+    hints = [r["messages"][-1]["content"] for r in requests(fake, "character")]
+    assert any(f"brings up: {topic}" in h for h in hints)
+    assert not any(topic in r["messages"][0]["content"] for r in requests(fake, "user_agent"))
+    scene = requests(fake, "scene_agent")[0]["messages"][0]["content"]
+    assert LIN.occupation in scene and LIN.specialty in scene  # the topic is chosen for this card
+
+
+def test_topic_keywords_in_another_language_are_not_handed_on(fake_llm, tmp_path):
+    fake_llm.queue("scene_agent", "a rainy-day film", "a rainy-day film")  # English for a Chinese persona
+    dialogue, fake = simulate(fake_llm, tmp_path, keywords=("coffee beans", "猫咪"))
+    assert [t.topic for t in dialogue.turns if t.topic] == ["猫咪"]  # the in-language keyword, once
+    scene = requests(fake, "scene_agent")[0]["messages"][0]["content"]
+    assert "猫咪" in scene and "coffee beans" not in scene
+
+
+def test_user_agent_and_character_are_told_the_same_relationship(fake_llm, tmp_path):
+    dialogue, fake = simulate(fake_llm, tmp_path)
+    assert dialogue.user.relationship == LIN.relation_to_user
+    prompt = requests(fake, "user_agent")[0]["messages"][0]["content"]
+    assert LIN.relation_to_user in prompt
+    assert LIN.relation_to_user in requests(fake, "character")[0]["messages"][0]["content"]
+
+
+def test_the_user_agent_sees_replies_without_tags_or_label_words(fake_llm, tmp_path):
+    fake_llm.queue("character", "好啊 Neutral" + E("neutral") + "你呢" + E("happy"))
+    dialogue, fake = simulate(fake_llm, tmp_path)
+    assert dialogue.turns[0].content == LIN.opening_line and "<emotion>" in LIN.opening_line
+    for request in requests(fake, "user_agent"):
+        prompt = request["messages"][0]["content"]
+        transcript = prompt.split("The chat so far:", 1)[1].split("Write your next message", 1)[0]
+        assert "<" not in transcript and ">" not in transcript
+        labels = [w for w in re.findall(r"[A-Za-z]+", transcript) if w.lower() in EMOTIONS]
+        assert not labels, transcript
+    first = requests(fake, "user_agent")[0]["messages"][0]["content"]
+    assert "早啊冰块先生" in first  # the words themselves are there
+
+
+def test_a_reply_cut_by_the_token_limit_is_regenerated(fake_llm, tmp_path):
+    cut = "今天店里来了一位特别奇怪的客人" + E("surprised")  # rule-clean text, but the limit fell in it
+    fake_llm.queue("character", Cut(cut))
+    dialogue, _ = simulate(fake_llm, tmp_path)
+    reply = dialogue.turns[2]
+    assert [(a.content, [v.code for v in a.violations]) for a in reply.rejected] == [(cut, ["truncated"])]
+    assert reply.content != cut and not reply.violations
+
+
+def test_a_reply_that_echoes_the_opening_line_is_regenerated(fake_llm, tmp_path):
+    fake_llm.queue("character", LIN.opening_line)
+    dialogue, _ = simulate(fake_llm, tmp_path)
+    reply = dialogue.turns[2]
+    assert [v.code for v in reply.rejected[0].violations] == ["echo"]
+    assert reply.content != LIN.opening_line and not reply.violations
+
+
+def test_a_degenerate_user_turn_is_regenerated(fake_llm, tmp_path):
+    fake_llm.queue("user_agent", "う" * 40)
+    dialogue, fake = simulate(fake_llm, tmp_path)
+    first = dialogue.turns[1]
+    assert first.role == "user" and "う" not in first.content and not first.violations
+    retry = requests(fake, "user_agent")[1]["messages"][0]["content"]
+    assert "rejected (user_degenerate" in retry
+
+
+def test_a_user_turn_that_never_passes_is_kept_with_its_violations(fake_llm, tmp_path):
+    refusal = "I'm sorry, but I can't help with that."
+    fake_llm.queue("user_agent", *[refusal] * 2)
+    dialogue, _ = simulate(fake_llm, tmp_path, max_attempts=2)
+    first = dialogue.turns[1]
+    assert first.content == refusal
+    assert "user_assistant_speak" in {v.code for v in first.violations}
+    assert not dialogue.turns[3].violations  # the next user turn is fine again
+
+
+def test_assign_samples_prefers_the_persona_language():
+    samples = sample_seeds(load_seed_variables(ASSETS / "seeds"), 40, seed=1)
+    picked = assign_samples(LIN, samples, 3)
+    assert len(picked) == 3 and {s.language for s in picked} == {"zh"} and len({s.id for s in picked}) == 3

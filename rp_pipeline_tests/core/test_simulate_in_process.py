@@ -10,7 +10,7 @@ import asyncio
 
 from pydantic import BaseModel
 
-from rp_pipeline.core.chat import Messages, Role, StructuredOutputError
+from rp_pipeline.core.chat import Completion, Messages, Role, StructuredOutputError
 from rp_pipeline.core.models import TopicSet
 from rp_pipeline.core.personas import load_persona_file
 from rp_pipeline.core.prompts import Prompts
@@ -20,7 +20,12 @@ from rp_pipeline.core.simulate import DialogueSimulator, SimulationConfig
 from rp_pipeline.settings import REPO_ROOT
 
 ASSETS = REPO_ROOT / "assets"
-GOOD = ["今天店里好忙<emotion>happy</emotion>你呢？<emotion>neutral</emotion>", "雨好大啊<emotion>sad</emotion>"]
+USER_LINES = ["我刚下班，路上全是水。", "今天老板又让我加班了。", "你们店里最近有什么新品吗？"]
+GOOD = [
+    "今天店里好忙<emotion>happy</emotion>你呢？<emotion>neutral</emotion>",
+    "雨好大啊<emotion>sad</emotion>你带伞了吗？<emotion>neutral</emotion>",
+    "新到的豆子有点酸<emotion>surprised</emotion>想尝尝吗？<emotion>happy</emotion>",
+]
 
 
 class ScriptedChat:
@@ -30,14 +35,18 @@ class ScriptedChat:
     def __init__(self) -> None:
         self.requests: list[tuple[Role, Messages]] = []
 
-    async def complete(self, role: Role, messages: Messages, *, seed: int, response_schema: dict | None = None) -> str:
+    async def complete(
+        self, role: Role, messages: Messages, *, seed: int, response_schema: dict | None = None
+    ) -> Completion:
         self.requests.append((role, messages))
         if role == "character":
             tries = sum(1 for r, m in self.requests if r == "character" and m[:-1] == messages[:-1])
-            return "作为一个AI助手，我很乐意帮助您。" if tries == 1 else GOOD[len(messages) // 2 % 2]
+            return Completion(
+                "作为一个AI助手，我很乐意帮助您。" if tries == 1 else GOOD[len(messages) // 2 % len(GOOD)], "stop"
+            )
         if role == "scene_agent":
-            return "周末的夜市"
-        return "我刚下班，路上全是水。"
+            return Completion("周末的夜市", "stop")
+        return Completion(USER_LINES[len(messages) % len(USER_LINES)], "stop")
 
     async def structured(self, role: Role, messages: Messages, schema: type[BaseModel], *, seed: int):
         self.requests.append((role, messages))

@@ -9,6 +9,7 @@ from rp_pipeline.core.chat import StructuredOutputError
 from rp_pipeline.llm.cache import ResponseCache
 from rp_pipeline.llm.client import LLMClient
 from rp_pipeline.llm.config import load_llm_config
+from rp_pipeline_tests.fake_llm import Cut
 
 
 class Keywords(BaseModel):
@@ -32,6 +33,23 @@ def test_cache_makes_the_second_run_free(fake_llm, tmp_path):
     assert [c.cache_hit for c in second.calls] == [True]
 
 
+def test_finish_reason_is_returned_and_cached(fake_llm, tmp_path):
+    fake_llm.queue("scene_agent", Cut("a rainy-d"))
+    messages = [{"role": "user", "content": "x"}]
+    first = client(fake_llm, tmp_path)
+    answer = first.run(first.complete("scene_agent", messages, seed=0))
+    assert (answer.text, answer.finish_reason, answer.cut) == ("a rainy-d", "length", True)
+    second = client(fake_llm, tmp_path)
+    again = second.run(second.complete("scene_agent", messages, seed=0))
+    assert (again.finish_reason, again.cut, second.calls[-1].cache_hit) == ("length", True, True)
+    # an entry cached before finish_reason was stored reads as unknown, not as cut
+    ResponseCache(tmp_path / "cache.sqlite").put(second.calls[-1].prompt_hash, {"text": "old", "model": "m"})
+    old = second.run(second.complete("scene_agent", messages, seed=0))
+    assert (old.text, old.finish_reason, old.cut) == ("old", None, False)
+    plain = second.run(second.complete("scene_agent", [{"role": "user", "content": "y"}], seed=0))
+    assert (plain.finish_reason, plain.cut) == ("stop", False)
+
+
 def test_structured_output_is_repaired_then_gives_up(fake_llm, tmp_path):
     fake_llm.queue("judge", "not json", '{"keywords": ["a"]}')
     c = client(fake_llm, tmp_path, cache=False)
@@ -45,7 +63,7 @@ def test_structured_output_is_repaired_then_gives_up(fake_llm, tmp_path):
 def test_server_errors_are_retried(fake_llm, tmp_path):
     fake_llm.queue("scene_agent", 500, 503)
     c = client(fake_llm, tmp_path, cache=False)
-    assert c.run(c.complete("scene_agent", [{"role": "user", "content": "x"}], seed=0)) == "a rainy-day film"
+    assert c.run(c.complete("scene_agent", [{"role": "user", "content": "x"}], seed=0)).text == "a rainy-day film"
     assert fake_llm.calls["scene_agent"] == 3
 
 
@@ -60,7 +78,7 @@ def test_a_failing_primary_hands_over_to_its_fallback(fake_llm, tmp_path, failur
     fake_llm.queue("scene_agent", failure, failure)
     c = LLMClient(load_llm_config(path), ResponseCache(tmp_path / "c.sqlite"))
     messages = [{"role": "user", "content": "x"}]
-    assert c.run(c.complete("scene_agent", messages, seed=0)) == '{"stop": false, "reason": "still going"}'
+    assert c.run(c.complete("scene_agent", messages, seed=0)).text == '{"stop": false, "reason": "still going"}'
     assert fake_llm.calls["moderator"] == 1
     answered = fake_llm.requests[-1]
     assert answered["model"] == "fake-moderator" and (answered["temperature"], answered["max_tokens"]) == (0.1, 11)
@@ -81,7 +99,7 @@ def test_calls_run_concurrently_up_to_the_limit(fake_llm, tmp_path):
             *(c.complete("scene_agent", [{"role": "user", "content": f"x{i}"}], seed=i) for i in range(12))
         )
 
-    assert c.run(many()) == ["a rainy-day film"] * 12
+    assert [r.text for r in c.run(many())] == ["a rainy-day film"] * 12
     assert fake_llm.peak_in_flight == 4
 
 
