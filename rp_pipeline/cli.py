@@ -1,4 +1,4 @@
-"""`rp`: the command line of rp_pipeline (demo run, cleaning a JSONL file, lineage queries)."""
+"""`rp`: the command line of rp_pipeline (demo run, cleaning a JSONL file, judge calibration, lineage queries)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ An invalid row is reported on stderr with its line number and field and skipped.
 def clean_command(args: argparse.Namespace) -> int:
     from rp_pipeline.core.cleaning import CleaningConfig, clean_rows
     from rp_pipeline.core.cleaning.files import read_rows, summary, write_outputs
-    from rp_pipeline.core.profile import load_profile
+    from rp_pipeline.core.profile import load_profile, profile_path
     from rp_pipeline.core.rules import RuleSet
     from rp_pipeline.settings import Settings
 
@@ -37,14 +37,58 @@ def clean_command(args: argparse.Namespace) -> int:
         return 1
     config = CleaningConfig()
     if args.profile:
-        path = Path(args.profile)
-        if not path.suffix:
-            path = settings.assets_dir / "profiles" / f"{args.profile}.yaml"
-        config = load_profile(path).cleaning
+        config = load_profile(profile_path(args.profile, settings.assets_dir)).cleaning
     result = clean_rows(rows, RuleSet.load(settings.assets_dir / "rules"), config)
     kept, report = write_outputs(result, args.out)
     print(summary(result, rows_in=len(rows) + len(errors), invalid=len(errors)))
     print(f"\nwrote {kept} and {report}")
+    return 0
+
+
+def calibrate_command(args: argparse.Namespace) -> int:
+    """Run the configured judge on the calibration set, in both orders, and print its verdict."""
+    import contextlib
+    import os
+    from unittest import mock
+
+    from rp_pipeline.core.evaluation import load_eval_cards
+    from rp_pipeline.core.judging import calibrate, load_calibration
+    from rp_pipeline.core.profile import load_profile, profile_path
+    from rp_pipeline.core.prompts import Prompts
+    from rp_pipeline.core.rules import RuleSet
+    from rp_pipeline.defs.resources import EMBEDDED_API_BASE_ENV
+    from rp_pipeline.llm.cache import ResponseCache
+    from rp_pipeline.llm.client import LLMClient
+    from rp_pipeline.llm.config import load_llm_config
+    from rp_pipeline.settings import Settings
+
+    settings = Settings(**({"llm_config": args.config} if args.config else {}))
+    assets = settings.assets_dir
+    profile = load_profile(profile_path(args.profile, assets))
+    cards = load_eval_cards(assets / "eval", RuleSet.load(assets / "rules"))
+    items = load_calibration(assets / "eval" / "calibration", cards)
+    config = load_llm_config(settings.llm_config_path)
+    with contextlib.ExitStack() as stack:
+        api_base = os.environ.get(EMBEDDED_API_BASE_ENV)
+        if config.uses_embedded and not api_base:
+            from rp_pipeline.llm.embedded import serve_embedded
+
+            print("starting the embedded llama.cpp server on 127.0.0.1", file=sys.stderr)
+            api_base = stack.enter_context(serve_embedded(log_path=settings.data_dir / "embedded_server.log"))
+            stack.enter_context(mock.patch.dict(os.environ, {EMBEDDED_API_BASE_ENV: api_base}))
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        client = LLMClient(config, ResponseCache(settings.data_dir / "llm_cache.sqlite"), api_base)
+        judge = client.routed_model("judge")
+        print(f"judging {len(items)} calibration items in both orders with {judge}", file=sys.stderr)
+        threshold = profile.evaluation.calibration_threshold
+        result = client.run(calibrate(client, Prompts(assets / "prompts"), items, cards, threshold, judge))
+    print(f"judge:          {result.judge}")
+    print(f"items:          {result.items} ({result.scored_items} with a known better reply)")
+    print(f"agreement:      {result.agreement:.3f} (threshold {result.threshold:.2f})")
+    print(f"position bias:  {result.position_bias:+.3f} (+1: always the first reply, -1: always the second)")
+    print(f"unparsed:       {result.unparsed} verdicts")
+    print("by category:    " + ", ".join(f"{k} {v:.2f}" for k, v in result.by_category.items()))
+    print(f"verdict:        {result.verdict}")
     return 0
 
 
@@ -58,6 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     clean.add_argument("--out", type=Path, required=True, help="output directory")
     clean.add_argument("--profile", help="take the cleaning settings from this run profile (default: built-in)")
     clean.set_defaults(func=clean_command)
+    evaluation = commands.add_parser("eval", help="evaluation tools")
+    eval_commands = evaluation.add_subparsers(dest="eval_command", required=True)
+    calibrate = eval_commands.add_parser(
+        "calibrate",
+        help="run the judge on the calibration set (assets/eval/calibration/) and print agreement, bias, verdict",
+    )
+    calibrate.add_argument("--config", type=Path, help="role -> model map (default: RP_LLM_CONFIG or embedded)")
+    calibrate.add_argument("--profile", default="demo", help="profile with the calibration threshold (default: demo)")
+    calibrate.set_defaults(func=calibrate_command)
     lineage_cli.register(commands)
     args = parser.parse_args(argv)
     if args.command == "demo":

@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from collections import Counter, defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -87,6 +88,9 @@ class FakeLLM:
         self.latency_s = latency_s
         self.role_latency_s: dict[str, float] = {}  # per-role override, e.g. to make one role time out
         self.violation_every = violation_every
+        # How the judge picks between two replies (A, B) -> "A" | "B" | "tie"; default: the
+        # reply with fewer assistant/format markers (see _markers).
+        self.judge_pick: Callable[[str, str], str] | None = None
         self.calls: Counter[str] = Counter()
         self.queued: dict[str, deque] = defaultdict(deque)
         self.requests: list[dict] = []
@@ -168,16 +172,20 @@ class FakeLLM:
             return json.dumps({"keywords": TOPICS.get(_write_in(text), TOPICS["English"])}, ensure_ascii=False)
         if role == "persona_writer":
             return json.dumps(DRAFTS.get(_write_in(text), DRAFTS["English"]), ensure_ascii=False)
-        if role == "judge":  # a conversation whose last reply brushes the user off rates low
+        if role == "judge" and "\nReply A: " in text:  # pairwise: which of two replies is better
+            a = text.split("\nReply A: ", 1)[1].split("\nReply B: ", 1)[0]
+            b = text.split("\nReply B: ", 1)[1].split("\n\nAnswer with JSON", 1)[0]
+            if self.judge_pick:
+                better = self.judge_pick(a, b)
+            else:
+                better = "A" if _markers(a) < _markers(b) else "B" if _markers(b) < _markers(a) else "tie"
+            return json.dumps({"reason": "scripted", "better": better})
+        if role == "judge":  # rubric: a transcript whose last reply brushes the user off rates low
             last = [ln for ln in text.splitlines() if ln.startswith("character:")][-1:]
             dull = bool(last) and any(w in last[0] for w in ("whatever", "随便"))
             scores = (2, 2, 3, 2) if dull else (6, 7, 8, 5)
-            return json.dumps(
-                dict(
-                    zip(("human_likeness", "purposefulness", "consistency", "attractiveness"), scores, strict=True),
-                    rationale="scripted",
-                )
-            )
+            dims = ("human_likeness", "purposefulness", "consistency", "attractiveness")
+            return json.dumps({d: {"reason": "scripted", "score": n} for d, n in zip(dims, scores, strict=True)})
         return 500
 
     def _handler(self):
@@ -255,6 +263,14 @@ def _character_line(text: str, turn: int) -> str:
     clauses = [c for e in examples for c in re.findall(r"([^<>]+)<emotion>", e)] or examples
     clause = clauses[(turn // 2) % len(clauses)].strip()
     return f"{clause} {turn}<emotion>happy</emotion>"
+
+
+MARKERS = ("AI", "assistant", "```", "**", "\n1.", "我可以帮你", "请告诉我", "It depends", "*", "再见", "Bye")
+
+
+def _markers(reply: str) -> int:
+    """A crude judge: assistant and format markers, and a missing emotion tag, count against a reply."""
+    return sum(reply.count(m) for m in MARKERS) + ("<emotion>" not in reply)
 
 
 def _write_in(text: str) -> str:

@@ -32,8 +32,10 @@ def test_demo_materializes_the_whole_graph_with_lineage(e2e_settings, fake_llm, 
     board = pd.read_parquet(data / "leaderboard.parquet")
     assert sorted(board["kind"]) == ["base", "tuned"]
     for dim in ("human_likeness", "purposefulness", "consistency", "attractiveness"):
-        assert board[dim].between(1, 10).all()
-    assert "format_valid_rate" in board
+        assert board[f"judge_{dim}"].between(1, 10).all()
+    assert "format_valid_rate" in board and board["judge_agreement"].between(0, 1).all()
+    tuned = board[board["kind"] == "tuned"].iloc[0]
+    assert tuned["pairwise_win"] + tuned["pairwise_tie"] + tuned["pairwise_loss"] == pytest.approx(1.0)
 
     corpus = json.loads((data / "assets" / "training_corpus.json").read_text())
     from datasets import load_from_disk

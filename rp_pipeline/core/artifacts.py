@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rp_pipeline.core.evaluation import JudgeScores
+from rp_pipeline.core.judging import Calibration, PairwiseSummary, RubricVerdict
 from rp_pipeline.core.models import CorpusRow, Record
 
 
@@ -54,6 +54,10 @@ class Checkpoint(Record):
     base_model_dir: str
     adapters: list[str] = Field(min_length=1)
     corpus_version: str
+    corpus_rows: int = 0
+    corpus_languages: dict[str, int] = Field(default_factory=dict)  # role-play rows per language
+    method: str = "lora"
+    steps: dict[str, int] = Field(default_factory=dict)  # optimizer steps per stage (sft, dpo)
     sft_version: str | None = None  # set on a DPO checkpoint
     pairs_version: str | None = None  # set on a DPO checkpoint
 
@@ -71,7 +75,7 @@ class QuantizedModel(Record):
 class ScenarioResult(Record):
     scenario: str
     replies: list[str]
-    verdict: JudgeScores | None  # None: the judge's verdict did not parse
+    verdict: RubricVerdict | None  # None: the judge's verdict did not parse
 
 
 class ModelEval(Record):
@@ -80,11 +84,14 @@ class ModelEval(Record):
     name: Literal["tuned", "base"]
     model_version: str
     scores: dict[str, float]  # judge means per dimension, and judge_failures
-    metrics: dict[str, float]  # automatic metrics from the reply rules
+    metrics: dict[str, float]  # automatic metrics from the rule engine, each with its _low/_high interval
+    reply_values: dict[str, list[float]] = Field(default_factory=dict)  # per reply, for significance tests
     scenarios: list[ScenarioResult]
+    pairwise: PairwiseSummary | None = None  # against the baseline (the base model); None for the baseline
 
 
 class EvalReport(Record):
     evaluated_at: str
     model: QuantizedModel
+    calibration: Calibration  # whether the judge's scores may rank anything
     results: list[ModelEval] = Field(min_length=1)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 
 from rp_pipeline.core.chat import ChatModel
-from rp_pipeline.core.evaluation import judge
 from rp_pipeline.core.ids import content_id, stable_seed
+from rp_pipeline.core.judging import rate
 from rp_pipeline.core.models import CleanedDialogue, Dialogue, PersonaCard, PreferencePair
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet, check_character_reply
@@ -104,7 +104,7 @@ async def judge_ranked_pairs(
             {"role": "character" if m.role == "assistant" else m.role, "content": m.content}
             for m in cleaned.messages[1:index]
         ] + [{"role": "character", "content": reply}]
-        verdict = await judge(judge_llm, prompts, card, turns, f"rank:{cleaned.id}:{index}:{k}")
+        verdict = await rate(judge_llm, prompts, card, turns, f"rank:{cleaned.id}:{index}:{k}")
         return None if verdict is None else verdict.overall
 
     pairs = []

@@ -42,6 +42,19 @@ class TrainingProfile(BaseModel):
             raise ValueError("quantization gguf_q8_0 needs base_model: embedded (the template GGUF)")
 
 
+class EvaluationProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    calibration_threshold: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="the judge's position-consistent agreement on the calibration set needed before its "
+        "scores rank model versions",
+    )
+    pairwise: bool = Field(default=True, description="judge the tuned model against its base, in both orders")
+
+
 class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -58,6 +71,7 @@ class Profile(BaseModel):
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)
     training: TrainingProfile = Field(default_factory=TrainingProfile)
+    evaluation: EvaluationProfile = Field(default_factory=EvaluationProfile)
 
 
 def load_profile(path: Path) -> Profile:
@@ -65,3 +79,9 @@ def load_profile(path: Path) -> Profile:
         return Profile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise ValueError(f"{path}: invalid run profile: {exc}") from exc
+
+
+def profile_path(profile: str, assets_dir: Path) -> Path:
+    """A profile given by name (assets/profiles/<name>.yaml) or as a path to a YAML file."""
+    path = Path(profile)
+    return path if path.suffix else assets_dir / "profiles" / f"{profile}.yaml"

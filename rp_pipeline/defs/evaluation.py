@@ -1,29 +1,34 @@
 """Evaluation on held-out personas and the leaderboard of model versions.
 
-The tuned (quantized) model and its base play the same scripted scenarios; the judge role
-scores both on the four dimensions of the field notes, and the reply rules give the
-automatic metrics. Generation runs under Pipes like training (it needs torch)."""
+The tuned (quantized) model and its base play the same scripted scenarios. The judge role is
+calibrated first, then rates both on the four dimensions of the field notes and compares them
+pairwise; the cleaning rule engine gives the automatic metrics. Generation runs under Pipes
+like training (it needs torch), or on llama.cpp for a GGUF."""
 
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, PipesSubprocessClient, asset
 
 from rp_pipeline.core.artifacts import EvalReport, ModelEval, QuantizedModel, ScenarioResult
 from rp_pipeline.core.evaluation import (
-    DIMENSIONS,
     automatic_metrics,
-    judge_all,
+    compare_versions,
+    load_eval_cards,
     load_scenarios,
     mean_scores,
     play_scenarios,
+    rate_transcripts,
+    scenario_plays,
     transcript_turns,
 )
 from rp_pipeline.core.ids import content_id
-from rp_pipeline.core.personas import load_persona_file, system_prompt
+from rp_pipeline.core.judging import DIMENSIONS, calibrate, load_calibration, summarize_pairwise
+from rp_pipeline.core.leaderboard import leaderboard_rows, markdown, rank
+from rp_pipeline.core.personas import system_prompt
 from rp_pipeline.defs.metadata import llm_metadata, md_table, transcript_markdown
 from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
 from rp_pipeline.defs.training import run_script
@@ -83,10 +88,12 @@ def _play_on_llama_cpp(
     group_name=GROUP,
     kinds={"pytorch", "litellm"},
     owners=["team:ml"],
-    code_version="1",
+    code_version="2",
     pool="gpu",
-    description="Held-out personas played by the quantized model and by its base: judge scores on "
-    "human-likeness, purposefulness, consistency, attractiveness (1-10) and automatic metrics.",
+    description="Held-out personas played by the quantized model and by its base. The judge is first "
+    "calibrated on assets/eval/calibration/ (both orders; uncalibrated judges are marked and rank nothing); "
+    "then it rates each transcript on the four dimensions with the rubric and compares tuned against base "
+    "pairwise in both orders. Automatic metrics from the cleaning rule engine, with bootstrap intervals.",
 )
 def eval_scores(
     context: AssetExecutionContext,
@@ -99,76 +106,47 @@ def eval_scores(
     profile = pipeline.load_profile()
     eval_dir = pipeline.assets / "eval"
     prompts, rules = pipeline.prompts(), pipeline.rules()
-    cards = {c.id: c for c in (load_persona_file(p, rules) for p in sorted((eval_dir / "personas").glob("*.yaml")))}
+    cards = load_eval_cards(eval_dir, rules)
     scenarios = load_scenarios(eval_dir / "scenarios.yaml", cards)
+    items = load_calibration(eval_dir / "calibration", cards)
     out_dir = pipeline.data / "eval" / quantized_model.version
     out_dir.mkdir(parents=True, exist_ok=True)
-    system_prompts = {key: system_prompt(card, prompts) for key, card in cards.items()}
-    gguf = quantized_model.format == "gguf"
-    base_dir = quantized_model.checkpoint.base_model_dir
-    models: dict[Literal["tuned", "base"], tuple[str, Any]]
-    if gguf:
-        base_gguf = quantized_model.base_gguf or ""
-        models = {
-            "tuned": (quantized_model.version, quantized_model.path),
-            "base": (content_id("base", base_gguf), base_gguf),
-        }
-    else:
-        models = {
-            "tuned": (quantized_model.version, {"model_dir": quantized_model.path, "kind": "quantized"}),
-            "base": (content_id("base", base_dir), {"model_dir": base_dir, "kind": "dense"}),
-        }
     client = llm.client()
+    calibration = client.run(
+        calibrate(client, prompts, items, cards, profile.evaluation.calibration_threshold, client.routed_model("judge"))
+    )
+    context.log.info(
+        f"judge {calibration.judge}: agreement {calibration.agreement:.2f} on {calibration.scored_items} items, "
+        f"position bias {calibration.position_bias:+.2f} -> {calibration.verdict}"
+    )
+    replies, calls = _play_models(context, trainer, llm, quantized_model, scenarios, cards, prompts, out_dir, profile)
     results: list[ModelEval] = []
-    samples, calls = [], []
-    for name, (version, model) in models.items():
-        if gguf:
-            replies, played = _play_on_llama_cpp(
-                llm, model, version, scenarios, system_prompts, out_dir, profile.training.eval_max_new_tokens
-            )
-            calls += played
-        else:
-            replies = _play_in_process(
-                context,
-                trainer,
-                name,
-                model,
-                scenarios,
-                system_prompts,
-                out_dir,
-                profile.seed,
-                profile.training.eval_max_new_tokens,
-            )
-        items = [
-            (cards[s.persona_id], transcript_turns(s, cards[s.persona_id], replies[s.id]), f"{version}/{s.id}")
-            for s in scenarios
-        ]
-        scores = client.run(judge_all(client, prompts, items))
-        metrics = automatic_metrics(
-            [(cards[s.persona_id].language, r) for s in scenarios for r in replies[s.id]], rules
-        )
+    for name, (version, played) in replies.items():
+        verdicts = client.run(rate_transcripts(client, prompts, cards, scenarios, played, version))
+        metrics, values = automatic_metrics(scenario_plays(scenarios, cards, played), rules)
+        pairwise = None
+        if name == "tuned" and profile.evaluation.pairwise:
+            base_version, base_replies = replies["base"]
+            key = f"{version}-vs-{base_version}"
+            outcomes = client.run(compare_versions(client, prompts, cards, scenarios, played, base_replies, key))
+            pairwise = summarize_pairwise(base_version, outcomes)
         results.append(
             ModelEval(
                 name=name,
                 model_version=version,
-                scores=mean_scores(scores),
+                scores=mean_scores(verdicts),
                 metrics=metrics,
+                reply_values=values,
                 scenarios=[
-                    ScenarioResult(scenario=s.id, replies=replies[s.id], verdict=verdict)
-                    for s, verdict in zip(scenarios, scores, strict=True)
+                    ScenarioResult(scenario=s.id, replies=played[s.id], verdict=verdict)
+                    for s, verdict in zip(scenarios, verdicts, strict=True)
                 ],
+                pairwise=pairwise,
             )
         )
-        first = scenarios[0]
-        samples.append(
-            transcript_markdown(
-                f"{name} — {first.id}",
-                [
-                    (t["role"], t["content"])
-                    for t in transcript_turns(first, cards[first.persona_id], replies[first.id])
-                ],
-            )
-        )
+    report = EvalReport(
+        evaluated_at=datetime.now(UTC).isoformat(), model=quantized_model, calibration=calibration, results=results
+    )
     lineage.record(
         context,
         rows=[
@@ -181,66 +159,116 @@ def eval_scores(
         ],
         calls=client.calls + calls,
     )
-    return Output(
-        EvalReport(evaluated_at=datetime.now(UTC).isoformat(), model=quantized_model, results=results),
-        metadata={
-            "scores": md_table(
-                {
-                    "name": r.name,
-                    "model_version": r.model_version,
-                    **{dim: r.scores[dim] for dim in DIMENSIONS},
-                    **{k: r.metrics.get(k) for k in ("format_valid_rate", "in_language_rate", "rule_clean_rate")},
-                }
-                for r in results
-            ),
-            "sample_transcripts": MetadataValue.md("\n\n".join(samples)),
-            **llm_metadata(client.calls + calls),
-        },
+    return Output(report, metadata=_eval_metadata(report, scenarios, cards, client.calls + calls))
+
+
+def _play_models(context, trainer, llm, quantized_model: QuantizedModel, scenarios, cards, prompts, out_dir, profile):
+    """{"tuned": (version, replies), "base": (version, replies)} and the LLM calls made to play them."""
+    system_prompts = {key: system_prompt(card, prompts) for key, card in cards.items()}
+    base_dir = quantized_model.checkpoint.base_model_dir
+    models: dict[str, tuple[str, Any]]
+    if quantized_model.format == "gguf":
+        base_gguf = quantized_model.base_gguf or ""
+        models = {
+            "tuned": (quantized_model.version, quantized_model.path),
+            "base": (content_id("base", base_gguf), base_gguf),
+        }
+    else:
+        models = {
+            "tuned": (quantized_model.version, {"model_dir": quantized_model.path, "kind": "quantized"}),
+            "base": (content_id("base", base_dir), {"model_dir": base_dir, "kind": "dense"}),
+        }
+    played, calls = {}, []
+    for name, (version, model) in models.items():
+        if quantized_model.format == "gguf":
+            replies, made = _play_on_llama_cpp(
+                llm, model, version, scenarios, system_prompts, out_dir, profile.training.eval_max_new_tokens
+            )
+            calls += made
+        else:
+            replies = _play_in_process(
+                context,
+                trainer,
+                name,
+                model,
+                scenarios,
+                system_prompts,
+                out_dir,
+                profile.seed,
+                profile.training.eval_max_new_tokens,
+            )
+        played[name] = (version, replies)
+    return played, calls
+
+
+def _eval_metadata(report: EvalReport, scenarios, cards, calls) -> dict[str, Any]:
+    """Numbers as numbers (the UI plots each across materializations), tables as markdown."""
+    calibration = report.calibration
+    meta: dict[str, Any] = {
+        "judge": calibration.judge,
+        "judge_verdict": calibration.verdict,
+        "judge_agreement": MetadataValue.float(calibration.agreement),
+        "judge_position_bias": MetadataValue.float(calibration.position_bias),
+        "judge_agreement_by_category": MetadataValue.json(calibration.by_category),
+    }
+    for result in report.results:
+        for key in ("rule_clean_rate", "format_valid_rate", "in_language_rate", "assistant_speak_rate"):
+            if key in result.metrics:
+                meta[f"{result.name}_{key}"] = MetadataValue.float(result.metrics[key])
+        for dim in DIMENSIONS:
+            if dim in result.scores:
+                meta[f"{result.name}_judge_{dim}"] = MetadataValue.float(result.scores[dim])
+        if result.pairwise:
+            meta["pairwise_win"] = MetadataValue.float(result.pairwise.win)
+            meta["pairwise_tie"] = MetadataValue.float(result.pairwise.tie)
+            meta["pairwise_loss"] = MetadataValue.float(result.pairwise.loss)
+    meta["scores"] = md_table(
+        {
+            "name": r.name,
+            "model_version": r.model_version,
+            **{dim: r.scores.get(dim, "—") for dim in DIMENSIONS},
+            **{k: r.metrics.get(k) for k in ("format_valid_rate", "in_language_rate", "rule_clean_rate")},
+        }
+        for r in report.results
     )
+    if not calibration.calibrated:
+        meta["scores"] = MetadataValue.md(
+            f"**Judge uncalibrated** (agreement {calibration.agreement:.2f} < {calibration.threshold:.2f}): its "
+            "scores are shown, not ranked by.\n\n" + meta["scores"].value
+        )
+    first, card = scenarios[0], cards[scenarios[0].persona_id]
+    samples = [
+        transcript_markdown(
+            f"{r.name} — {first.id}",
+            [(t["role"], t["content"]) for t in transcript_turns(first, card, r.scenarios[0].replies)],
+        )
+        for r in report.results
+    ]
+    meta["sample_transcripts"] = MetadataValue.md("\n\n".join(samples))
+    return {**meta, **llm_metadata(calls)}
 
 
 @asset(
     group_name=GROUP,
     kinds={"parquet"},
     owners=["team:ml"],
-    code_version="1",
-    description="One row per evaluated model version with its config and scores; history is kept "
-    "across runs in data/leaderboard.parquet.",
+    code_version="2",
+    description="One row per evaluated model version: how it was made (method, steps, data and pairs versions, "
+    "corpus size and language mix), every automatic metric with its 95% interval, the pairwise result against "
+    "its baseline, the judge's calibration, and whether it differs significantly from its baseline. Ranked by "
+    "rule-clean rate; judge scores rank only where the judge was calibrated. History in data/leaderboard.parquet.",
 )
 def leaderboard(context: AssetExecutionContext, eval_scores: EvalReport, pipeline: PipelineResource) -> list[dict]:
-    checkpoint = eval_scores.model.checkpoint
-    config = {
-        "base_model": checkpoint.base_model_dir,
-        "corpus_version": checkpoint.corpus_version,
-        "sft_version": checkpoint.sft_version,
-        "dpo_version": checkpoint.version,
-        "pairs_version": checkpoint.pairs_version,
-        "profile": pipeline.load_profile().name,
-    }
-    new = pd.DataFrame(
-        [
-            {
-                "model_version": r.model_version,
-                "kind": r.name,
-                "evaluated_at": eval_scores.evaluated_at,
-                **r.scores,
-                **r.metrics,
-                **(config if r.name == "tuned" else {"base_model": checkpoint.base_model_dir}),
-            }
-            for r in eval_scores.results
-        ]
-    )
+    new = pd.DataFrame(leaderboard_rows(eval_scores, pipeline.load_profile().name))
     path = pipeline.data / "leaderboard.parquet"
     board = pd.concat([pd.read_parquet(path), new]) if path.exists() else new
     board = board.drop_duplicates(subset=["model_version"], keep="last").sort_values("evaluated_at")
-    board.to_parquet(path, index=False)
-    rows = json.loads(board.to_json(orient="records"))
+    rows = rank(json.loads(board.to_json(orient="records")))
+    pd.DataFrame(rows).to_parquet(path, index=False)
     context.add_output_metadata(
         {
-            "leaderboard": md_table(
-                {k: r.get(k) for k in ("model_version", "kind", *DIMENSIONS, "rule_clean_rate", "corpus_version")}
-                for r in rows
-            ),
+            "leaderboard": MetadataValue.md(markdown(rows)),
+            "judge_calibrated": eval_scores.calibration.calibrated,
             "path": MetadataValue.path(str(path)),
             "model_versions": len(rows),
         }

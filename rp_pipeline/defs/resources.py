@@ -10,7 +10,7 @@ from dagster import AssetExecutionContext, ConfigurableResource, InitResourceCon
 from pydantic import PrivateAttr
 
 from rp_pipeline.core.models import Drop
-from rp_pipeline.core.profile import Profile, load_profile
+from rp_pipeline.core.profile import Profile, load_profile, profile_path
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet
 from rp_pipeline.lineage.models import LineageEvent, LLMCall
@@ -38,10 +38,7 @@ class PipelineResource(ConfigurableResource):
         return Path(self.data_dir)
 
     def load_profile(self) -> Profile:
-        path = Path(self.profile)
-        if not path.suffix:
-            path = self.assets / "profiles" / f"{self.profile}.yaml"
-        return load_profile(path)
+        return load_profile(profile_path(self.profile, self.assets))
 
     def prompts(self) -> Prompts:
         return Prompts(self.assets / "prompts")

@@ -10,6 +10,7 @@ from typing import Any
 from dagster import AssetExecutionContext, MetadataValue, Output, PipesSubprocessClient, asset
 
 from rp_pipeline.core.artifacts import Checkpoint, CorpusArtifact, PairsArtifact
+from rp_pipeline.core.corpus import language_distribution
 from rp_pipeline.core.ids import content_id
 from rp_pipeline.core.profile import TrainingProfile
 from rp_pipeline.defs.resources import LineageResource, PipelineResource
@@ -116,6 +117,11 @@ def sft_checkpoint(
             base_model_dir=base["base_model_dir"],
             adapters=[str(out / "adapter")],
             corpus_version=training_corpus.version,
+            corpus_rows=training_corpus.rows,
+            corpus_languages=dict(
+                language_distribution([r for r in training_corpus.load_rows() if r.source == "roleplay"])
+            ),
+            steps={"sft": int(reported.get("steps", training.sft_steps))},
         ),
         metadata={"model_version": version, "path": MetadataValue.path(str(out)), **training_metadata(reported)},
     )
@@ -181,6 +187,9 @@ def dpo_checkpoint(
             base_model_dir=sft_checkpoint.base_model_dir,
             adapters=[*sft_checkpoint.adapters, str(out / "adapter")],
             corpus_version=sft_checkpoint.corpus_version,
+            corpus_rows=sft_checkpoint.corpus_rows,
+            corpus_languages=sft_checkpoint.corpus_languages,
+            steps={**sft_checkpoint.steps, "dpo": int(reported.get("steps", training.dpo_steps))},
             sft_version=sft_checkpoint.version,
             pairs_version=preference_pairs.version,
         ),
