@@ -33,20 +33,23 @@ class GeneralRow(BaseModel):
 
 
 class CorpusConfig(BaseModel):
-    general_share: float = Field(0.25, ge=0, description="share of general rows in the corpus")
+    general_share: float = Field(default=0.25, ge=0, description="share of general rows in the corpus")
     general_share_tolerance: float = Field(
-        0.05, ge=0, description="how far the reached general share may fall below general_share"
+        default=0.05, ge=0, description="how far the reached general share may fall below general_share"
     )
     languages: dict[LanguageCode, float] | None = Field(
-        None,
+        default=None,
         description="target share of role-play rows per language (normalized); default: the seed language weights",
     )
     language_tolerance: float = Field(
-        0.15, ge=0, le=1, description="largest total variation distance between reached and target language shares"
+        default=0.15,
+        ge=0,
+        le=1,
+        description="largest total variation distance between reached and target language shares",
     )
     seed: int = 0
     cutoff_len: int = Field(
-        8192,
+        default=8192,
         ge=64,
         description="tokens per sample (LLaMA-Factory's cutoff_len); longer rows are split at turn boundaries",
     )

@@ -114,8 +114,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     )
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in rows:
-        judged = [r.get(f"judge_{d}") for d in DIMENSIONS]
-        judge = f"{sum(judged) / len(judged):.2f}" if all(v is not None for v in judged) else "—"
+        judged = [v for v in (r.get(f"judge_{d}") for d in DIMENSIONS) if v is not None]
+        judge = f"{sum(judged) / len(judged):.2f}" if len(judged) == len(DIMENSIONS) else "—"
         if judge != "—" and not r.get("judge_calibrated"):
             judge += " (uncalibrated, not ranked)"
         versus = (

@@ -188,10 +188,13 @@ class CorpusRow(Record):
     parent_ids: list[str]
 
 
+PairOrigin = Literal["regenerated", "self_sample", "judge_ranked"]
+
+
 class PreferencePair(Record):
     id: str
     persona_id: str
-    origin: Literal["regenerated", "self_sample", "judge_ranked"]
+    origin: PairOrigin
     prompt: list[Message]
     chosen: str
     rejected: str

@@ -17,13 +17,13 @@ import asyncio
 from rp_pipeline.core.chat import ChatModel
 from rp_pipeline.core.ids import content_id, stable_seed
 from rp_pipeline.core.judging import rate
-from rp_pipeline.core.models import CleanedDialogue, Dialogue, PersonaCard, PreferencePair
+from rp_pipeline.core.models import CleanedDialogue, Dialogue, PairOrigin, PersonaCard, PreferencePair
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet, check_character_reply
 
 
 def _pair(
-    cleaned: CleanedDialogue, index: int, chosen: str, rejected: str, codes: list[str], origin: str
+    cleaned: CleanedDialogue, index: int, chosen: str, rejected: str, codes: list[str], origin: PairOrigin
 ) -> PreferencePair:
     prompt = cleaned.messages[:index]
     return PreferencePair(

@@ -20,19 +20,19 @@ from rp_pipeline.core.simulate import SimulationConfig
 class TrainingProfile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    base_model: str = Field("embedded", description='"embedded" or a local HF model directory (safetensors)')
-    sft_steps: int = Field(10, ge=1)
-    dpo_steps: int = Field(5, ge=1)
-    max_length: int = Field(512, ge=32)
-    batch_size: int = Field(2, ge=1)
-    lora_r: int = Field(8, ge=1)
-    lora_alpha: int = Field(16, ge=1)
+    base_model: str = Field(default="embedded", description='"embedded" or a local HF model directory (safetensors)')
+    sft_steps: int = Field(default=10, ge=1)
+    dpo_steps: int = Field(default=5, ge=1)
+    max_length: int = Field(default=512, ge=32)
+    batch_size: int = Field(default=2, ge=1)
+    lora_r: int = Field(default=8, ge=1)
+    lora_alpha: int = Field(default=16, ge=1)
     sft_learning_rate: float = 2e-4
     dpo_learning_rate: float = 5e-5
     dpo_beta: float = 0.1
-    eval_max_new_tokens: int = Field(48, ge=1)
+    eval_max_new_tokens: int = Field(default=48, ge=1)
     quantization: Literal["int8_weight_only", "gguf_q8_0"] = Field(
-        "int8_weight_only",
+        default="int8_weight_only",
         description="int8_weight_only: optimum-quanto safetensors (any base); gguf_q8_0: a llama.cpp GGUF "
         "(fast on CPU; needs the embedded base, whose GGUF gives tokenizer and metadata)",
     )
@@ -60,13 +60,15 @@ class Profile(BaseModel):
 
     name: str
     seed: int = 0
-    n_seed_samples: int = Field(8, ge=1)
-    n_synthesized_personas: int = Field(1, ge=0)
-    self_samples_per_turn: int = Field(1, ge=0)
+    n_seed_samples: int = Field(default=8, ge=1)
+    n_synthesized_personas: int = Field(default=1, ge=0)
+    self_samples_per_turn: int = Field(default=1, ge=0)
     ranked_turns_per_dialogue: int = Field(
-        2, ge=0, description="turns per dialogue whose rule-clean self-samples the judge ranks into pairs (0: none)"
+        default=2,
+        ge=0,
+        description="turns per dialogue whose rule-clean self-samples the judge ranks into pairs (0: none)",
     )
-    ranking_min_margin: float = Field(1.0, ge=0, description="judge score gap (1-10 scale) for a ranked pair")
+    ranking_min_margin: float = Field(default=1.0, ge=0, description="judge score gap (1-10 scale) for a ranked pair")
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)

@@ -40,14 +40,14 @@ class SimulationMode(StrEnum):
 class SimulationConfig(BaseModel):
     mode: SimulationMode = SimulationMode.multi_agent
     # Turns count the opening line; a dialogue ends on a character turn, so it has an odd length.
-    min_turns: int = Field(20, ge=2)
-    max_turns: int = Field(100, ge=3)
+    min_turns: int = Field(default=20, ge=2)
+    max_turns: int = Field(default=100, ge=3)
     topic_every: int = Field(
-        4, ge=1, description="the character gets a topic on its first reply and then every N replies"
+        default=4, ge=1, description="the character gets a topic on its first reply and then every N replies"
     )
-    moderator_every: int = Field(4, ge=1, description="ask the moderator every N turns after min_turns")
-    max_attempts: int = Field(3, ge=1, description="tries per turn (character and user) on a rule violation")
-    dialogues_per_persona: int = Field(1, ge=1)
+    moderator_every: int = Field(default=4, ge=1, description="ask the moderator every N turns after min_turns")
+    max_attempts: int = Field(default=3, ge=1, description="tries per turn (character and user) on a rule violation")
+    dialogues_per_persona: int = Field(default=1, ge=1)
 
     def model_post_init(self, __context: object) -> None:
         if self.min_turns > self.max_turns:
@@ -77,7 +77,7 @@ class WrittenDialogue(BaseModel):
 
 class StopDecision(BaseModel):
     stop: bool
-    reason: str = Field("", max_length=80)  # bounded: a constrained decoder must close the JSON in time
+    reason: str = Field(default="", max_length=80)  # bounded: a constrained decoder must close the JSON in time
 
 
 CUT = Violation(code="truncated", detail="stopped on the token limit")

@@ -28,10 +28,10 @@ class ModelConfig(BaseModel):
 
     model: str = Field(description='litellm model string, or "embedded" for the bundled local model')
     api_base: str | None = None
-    api_key_env: str | None = Field(None, description="name of the env var holding the API key")
-    temperature: float = Field(0.7, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int = Field(256, ge=1)
+    api_key_env: str | None = Field(default=None, description="name of the env var holding the API key")
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int = Field(default=256, ge=1)
     extra_body: dict[str, Any] = Field(
         default_factory=dict,
         description="provider-specific request fields, e.g. a llama.cpp GBNF `grammar` that constrains "
@@ -41,7 +41,7 @@ class ModelConfig(BaseModel):
 
 class RoleConfig(ModelConfig):
     structured_output: Literal["json_schema", "json_object_schema", "prompt_only"] = Field(
-        "json_schema",
+        default="json_schema",
         description="how a JSON schema is sent: OpenAI json_schema, llama.cpp json_object+schema, "
         "or only in the prompt (providers without constrained decoding); fallbacks get the same request",
     )
@@ -54,10 +54,10 @@ class LLMConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     roles: dict[Role, RoleConfig]
-    max_concurrency: int = Field(8, ge=1)
-    num_retries: int = Field(3, ge=0, description="per model, with exponential backoff, on 429/5xx/timeouts")
-    timeout_s: float = Field(120, gt=0, description="per call")
-    max_repairs: int = Field(2, ge=0, description="re-asks when structured output fails validation")
+    max_concurrency: int = Field(default=8, ge=1)
+    num_retries: int = Field(default=3, ge=0, description="per model, with exponential backoff, on 429/5xx/timeouts")
+    timeout_s: float = Field(default=120, gt=0, description="per call")
+    max_repairs: int = Field(default=2, ge=0, description="re-asks when structured output fails validation")
 
     def model_post_init(self, __context: object) -> None:
         missing = [r for r in ROLES if r not in self.roles and r not in DEFAULT_ROLES]
