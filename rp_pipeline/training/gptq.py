@@ -41,7 +41,7 @@ from rp_pipeline.training.common import (
     staging_dir,
     write_json,
 )
-from rp_pipeline.training.quant_check import CorpusSliceJob, compare_stats, load_slices, token_stats
+from rp_pipeline.training.quant_check import CorpusSliceJob, compare_stats, load_slices, token_stats, unique_bytes
 
 SCHEME_BITS = {"int8": 8, "int4": 4}  # W8A16 / W4A16: weights only, activations stay 16-bit
 GROUP_SIZES = (32, 64, 128)  # what vLLM's Marlin kernels serve for grouped int4/int8 weights
@@ -154,7 +154,7 @@ def gptq_job(cfg: GptqJob, pipes) -> dict[str, Any]:
         f"gptq: merged {len(cfg.adapters)} adapter(s); {len(calibration)} calibration and {len(heldout)} "
         f"held-out rows of at most {cfg.max_length} tokens; {cfg.scheme} group {cfg.group_size} on {device}"
     )
-    size_dense = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    size_dense = unique_bytes(model.state_dict())
     ref = token_stats(model.to(device), heldout)
     model.to("cpu")  # oneshot onloads layer by layer to the execution device
 

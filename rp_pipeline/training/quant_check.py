@@ -83,6 +83,17 @@ def load_slices(cfg: CorpusSliceJob, tokenizer) -> tuple[list[list[int]], list[l
     return heldout, render_rows(cal, tokenizer, cfg.max_length)
 
 
+def unique_bytes(state: dict) -> int:
+    """Bytes of a state dict counting shared (tied) storage once, as safetensors stores it."""
+    seen, total = set(), 0
+    for t in state.values():
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), t.numel())
+        if key not in seen:
+            seen.add(key)
+            total += t.numel() * t.element_size()
+    return total
+
+
 @dataclass(frozen=True)
 class TokenStats:
     """Per held-out row: the model's top-1 next token and the NLL of the true next token."""

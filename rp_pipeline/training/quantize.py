@@ -34,7 +34,7 @@ from rp_pipeline.training.common import (
     staging_dir,
     write_json,
 )
-from rp_pipeline.training.quant_check import CorpusSliceJob, compare_stats, load_slices, token_stats
+from rp_pipeline.training.quant_check import CorpusSliceJob, compare_stats, load_slices, token_stats, unique_bytes
 
 WEIGHTS_FILE = "model.safetensors"
 QMAP_FILE = "quantization_map.json"
@@ -55,17 +55,6 @@ class QuantizeJob(CorpusSliceJob):
         if self.method == "gguf_q8_0" and self.template_gguf is None:
             raise ValueError("template_gguf: required for method gguf_q8_0 (tokenizer and metadata come from it)")
         return self
-
-
-def _unique_bytes(state: dict) -> int:
-    """Bytes of a state dict counting shared (tied) storage once, as safetensors stores it."""
-    seen, total = set(), 0
-    for t in state.values():
-        key = (t.untyped_storage().data_ptr(), t.storage_offset(), t.numel())
-        if key not in seen:
-            seen.add(key)
-            total += t.numel() * t.element_size()
-    return total
 
 
 def save_quantized(model, tokenizer, out_dir: Path) -> None:
@@ -114,7 +103,7 @@ def quantize_job(cfg: QuantizeJob, pipes) -> dict[str, Any]:
     model.eval()
     heldout, _calibration = load_slices(cfg, tokenizer)
     ref = token_stats(model, heldout)
-    size_fp32 = _unique_bytes(model.state_dict())
+    size_fp32 = unique_bytes(model.state_dict())
     pipes.log.info(f"quantize: merged {len(cfg.adapters)} adapter(s); fp32 weights {size_fp32 / 2**20:.1f} MB")
 
     staging = staging_dir(cfg.output_dir)
