@@ -26,6 +26,7 @@ quantized and served; else fp32), run GPTQ on the calibration rows, save with th
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -132,6 +133,7 @@ def _reference_dtype():
 def gptq_job(cfg: GptqJob, pipes) -> dict[str, Any]:
     """Merge, calibrate on the corpus, GPTQ-quantize, save compressed, reload and compare."""
     started = time.perf_counter()
+    os.environ.setdefault("TQDM_DISABLE", "1")  # llm-compressor's per-layer bars; progress goes to pipes.log
     try:
         from datasets import Dataset
         from llmcompressor import oneshot
