@@ -63,11 +63,12 @@ class Checkpoint(Record):
 
 
 class QuantizedModel(Record):
-    """The servable model: a llama.cpp GGUF file or an optimum-quanto directory."""
+    """The servable model: a llama.cpp GGUF file, an optimum-quanto directory, or a GPTQ
+    compressed-tensors checkpoint directory (vLLM loads it; transformers with compressed-tensors)."""
 
     version: str
-    format: Literal["gguf", "quanto"]
-    path: str  # the .gguf file, or the quanto model directory
+    format: Literal["gguf", "quanto", "gptq"]
+    path: str  # the .gguf file, or the quanto / gptq model directory
     base_gguf: str | None = None  # the base model as GGUF, served beside it in evaluation
     checkpoint: Checkpoint  # what was quantized
 

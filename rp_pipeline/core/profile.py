@@ -16,6 +16,10 @@ from rp_pipeline.core.cleaning import CleaningConfig
 from rp_pipeline.core.corpus import CorpusConfig
 from rp_pipeline.core.simulate import SimulationConfig
 
+QUANTIZATION_FIELDS = frozenset(
+    {"quantization", "heldout_rows", "calibration_rows", "quantization_max_length", "gptq_group_size"}
+)
+
 
 class TrainingProfile(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -31,11 +35,26 @@ class TrainingProfile(BaseModel):
     dpo_learning_rate: float = 5e-5
     dpo_beta: float = 0.1
     eval_max_new_tokens: int = Field(default=48, ge=1)
-    quantization: Literal["int8_weight_only", "gguf_q8_0"] = Field(
+    quantization: Literal["int8_weight_only", "gguf_q8_0", "gptq_int8", "gptq_int4"] = Field(
         default="int8_weight_only",
         description="int8_weight_only: optimum-quanto safetensors (any base); gguf_q8_0: a llama.cpp GGUF "
-        "(fast on CPU; needs the embedded base, whose GGUF gives tokenizer and metadata)",
+        "(fast on CPU; needs the embedded base, whose GGUF gives tokenizer and metadata); gptq_int8 / "
+        "gptq_int4: GPTQ W8A16 / W4A16 with llm-compressor, calibrated on the corpus, a compressed-tensors "
+        "checkpoint for vLLM (GPU path; needs the gptq extra in the environment RP_GPTQ_PYTHON names)",
     )
+    heldout_rows: int = Field(
+        default=16, ge=1, description="corpus rows (never calibrated on) on which every quantization is checked"
+    )
+    calibration_rows: int = Field(default=64, ge=1, description="corpus rows GPTQ calibrates on")
+    quantization_max_length: int = Field(
+        default=512, ge=16, description="tokens per corpus row in calibration and the held-out check"
+    )
+    gptq_group_size: Literal[32, 64, 128] = Field(default=128, description="weights per GPTQ scale (what vLLM serves)")
+
+    def trained_fields(self) -> dict:
+        """The fields SFT and DPO depend on (their versions hash these): quantization knobs
+        change the quantized model, never the checkpoints it starts from."""
+        return self.model_dump(exclude=set(QUANTIZATION_FIELDS))
 
     def model_post_init(self, __context: object) -> None:
         if self.quantization == "gguf_q8_0" and self.base_model != "embedded":

@@ -30,6 +30,7 @@ from rp_pipeline.core.judging import DIMENSIONS, calibrate, load_calibration, su
 from rp_pipeline.core.leaderboard import leaderboard_rows, markdown, rank
 from rp_pipeline.core.personas import system_prompt
 from rp_pipeline.defs.metadata import llm_metadata, md_table, transcript_markdown
+from rp_pipeline.defs.quantize import gptq_python
 from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
 from rp_pipeline.defs.training import run_script
 
@@ -39,7 +40,9 @@ GROUP = "evaluation"
 def _play_in_process(
     context, trainer, name: str, model: dict, scenarios, system_prompts, out_dir: Path, seed: int, max_tokens: int
 ) -> dict[str, list[str]]:
-    """Transformers generation (dense or optimum-quanto int8) in generate.py under Pipes."""
+    """Transformers generation (dense or optimum-quanto int8) in generate.py under Pipes. A GPTQ
+    checkpoint loads as a dense model where compressed-tensors is installed: the gptq environment."""
+    python = model.get("python")
     requests, output = out_dir / "requests.jsonl", out_dir / f"{name}_replies.jsonl"
     requests.write_text(
         "".join(
@@ -61,7 +64,7 @@ def _play_in_process(
         trainer,
         "generate",
         {
-            **model,
+            **{k: v for k, v in model.items() if k != "python"},
             "requests_file": str(requests),
             "output_file": str(output),
             "max_new_tokens": max_tokens,
@@ -69,6 +72,7 @@ def _play_in_process(
             "seed": seed,
         },
         out_dir / name,
+        python=python,
     )
     return {row["id"]: row["replies"] for row in map(json.loads, output.read_text(encoding="utf-8").splitlines())}
 
@@ -172,6 +176,14 @@ def _play_models(context, trainer, llm, quantized_model: QuantizedModel, scenari
         models = {
             "tuned": (quantized_model.version, quantized_model.path),
             "base": (content_id("base", base_gguf), base_gguf),
+        }
+    elif quantized_model.format == "gptq":  # generated under the GPTQ environment (compressed-tensors)
+        models = {
+            "tuned": (
+                quantized_model.version,
+                {"model_dir": quantized_model.path, "kind": "dense", "python": gptq_python()},
+            ),
+            "base": (content_id("base", base_dir), {"model_dir": base_dir, "kind": "dense"}),
         }
     else:
         models = {

@@ -40,15 +40,21 @@ def sparkline(values: list[float]) -> str:
 
 
 def run_script(
-    context: AssetExecutionContext, trainer: PipesSubprocessClient, script: str, config: dict[str, Any], work_dir: Path
+    context: AssetExecutionContext,
+    trainer: PipesSubprocessClient,
+    script: str,
+    config: dict[str, Any],
+    work_dir: Path,
+    python: str | None = None,
 ) -> dict[str, Any]:
-    """Write the config, run the script under Pipes, return what it reported."""
+    """Write the config, run the script under Pipes (with ``python``, default this
+    interpreter), return what it reported."""
     work_dir.mkdir(parents=True, exist_ok=True)
     config_path = work_dir / f"{script}_config.json"
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     invocation = trainer.run(
         context=context,
-        command=[sys.executable, "-m", f"rp_pipeline.training.{script}", "--config", str(config_path)],
+        command=[python or sys.executable, "-m", f"rp_pipeline.training.{script}", "--config", str(config_path)],
     )
     metadata = {
         k: v.value if hasattr(v, "value") else v
@@ -86,7 +92,7 @@ def sft_checkpoint(
     profile = pipeline.load_profile()
     training = profile.training
     base = base_model_config(training)
-    version = content_id("sft", {"corpus": training_corpus.version, "training": training.model_dump(), **base})
+    version = content_id("sft", {"corpus": training_corpus.version, "training": training.trained_fields(), **base})
     out = pipeline.data / "models" / version
     reported = run_script(
         context,
@@ -147,7 +153,7 @@ def dpo_checkpoint(
     training = profile.training
     version = content_id(
         "dpo",
-        {"sft": sft_checkpoint.version, "pairs": preference_pairs.version, "training": training.model_dump()},
+        {"sft": sft_checkpoint.version, "pairs": preference_pairs.version, "training": training.trained_fields()},
     )
     out = pipeline.data / "models" / version
     reported = run_script(

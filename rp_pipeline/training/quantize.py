@@ -6,6 +6,13 @@ quantizing it would store a second copy and cost accuracy for no size gain; unti
 GGUF-converted Qwen2.5-0.5B is) it is quantized too. The result is saved as
 safetensors + ``quantization_map.json`` and immediately reloaded with ``load_quantized``,
 the same loader generate.py uses, so the reported agreement is that of the shipped files.
+
+The check (quant_check.py, shared with gptq.py) runs the merged fp32 model and the quantized
+one over a held-out slice of the training corpus: top-1 next-token agreement and the
+perplexity ratio. For GGUF the model's weights are replaced by their Q8_0 round trip, so the
+check measures the weights llama.cpp loads in transformers; llama.cpp's own kernels also
+round activations to 8 bits in the dot products, which the check does not model (running a
+GGUF in transformers dequantizes it back to fp32, so it would measure the same weights).
 """
 
 from __future__ import annotations
@@ -19,7 +26,6 @@ from typing import Any, Literal
 from pydantic import DirectoryPath, Field, FilePath, model_validator
 
 from rp_pipeline.training.common import (
-    JobConfig,
     load_model_and_tokenizer,
     load_tokenizer,
     publish_dir,
@@ -28,20 +34,14 @@ from rp_pipeline.training.common import (
     staging_dir,
     write_json,
 )
+from rp_pipeline.training.quant_check import CorpusSliceJob, compare_stats, load_slices, token_stats, unique_bytes
 
 WEIGHTS_FILE = "model.safetensors"
 QMAP_FILE = "quantization_map.json"
-SAMPLE_TEXT = (
-    "你好，今天想和我一起去咖啡馆吗？<emotion>happy</emotion> "
-    "Hello! I just finished my shift at the bookstore. "
-    "¡Hola! ¿Qué tal tu día? こんにちは、元気ですか？"
-)
-
-
 GGUF_FILE = "model.gguf"
 
 
-class QuantizeJob(JobConfig):
+class QuantizeJob(CorpusSliceJob):
     base_model_dir: DirectoryPath
     adapters: list[DirectoryPath] = Field(default_factory=list)
     output_dir: Path
@@ -49,24 +49,12 @@ class QuantizeJob(JobConfig):
     # gguf_q8_0: llama.cpp GGUF with int8 blocks; needs a template GGUF of the same base.
     method: Literal["int8_weight_only", "gguf_q8_0"] = "int8_weight_only"
     template_gguf: FilePath | None = None
-    sample_text: str = Field(default=SAMPLE_TEXT, min_length=1)
 
     @model_validator(mode="after")
     def _gguf_needs_template(self):
         if self.method == "gguf_q8_0" and self.template_gguf is None:
             raise ValueError("template_gguf: required for method gguf_q8_0 (tokenizer and metadata come from it)")
         return self
-
-
-def _unique_bytes(state: dict) -> int:
-    """Bytes of a state dict counting shared (tied) storage once, as safetensors stores it."""
-    seen, total = set(), 0
-    for t in state.values():
-        key = (t.untyped_storage().data_ptr(), t.storage_offset(), t.numel())
-        if key not in seen:
-            seen.add(key)
-            total += t.numel() * t.element_size()
-    return total
 
 
 def save_quantized(model, tokenizer, out_dir: Path) -> None:
@@ -105,24 +93,17 @@ def load_quantized(model_dir: str | Path):
     return model, load_tokenizer(d)
 
 
-def _logits(model, tokenizer, text: str):
-    import torch
-
-    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
-    with torch.no_grad():
-        return model(**ids).logits[0].float()
-
-
 def quantize_job(cfg: QuantizeJob, pipes) -> dict[str, Any]:
-    """Merge, quantize to int8, save, reload and compare logits with fp32."""
+    """Merge, quantize to int8, save, reload and compare with fp32 on held-out corpus rows."""
     started = time.perf_counter()
     quiet_libraries()
     from optimum.quanto import freeze, qint8, quantize
 
     model, tokenizer = load_model_and_tokenizer(cfg.base_model_dir, cfg.adapters)
     model.eval()
-    ref = _logits(model, tokenizer, cfg.sample_text)
-    size_fp32 = _unique_bytes(model.state_dict())
+    heldout, _calibration = load_slices(cfg, tokenizer)
+    ref = token_stats(model, heldout)
+    size_fp32 = unique_bytes(model.state_dict())
     pipes.log.info(f"quantize: merged {len(cfg.adapters)} adapter(s); fp32 weights {size_fp32 / 2**20:.1f} MB")
 
     staging = staging_dir(cfg.output_dir)
@@ -133,23 +114,21 @@ def quantize_job(cfg: QuantizeJob, pipes) -> dict[str, Any]:
             model, cfg.template_gguf, staging / GGUF_FILE, name=cfg.output_dir.parent.name, fake_quantize=True
         )
         size_int8 = (staging / GGUF_FILE).stat().st_size
-        got = _logits(model, tokenizer, cfg.sample_text)
+        got = token_stats(model, heldout)
     else:
         quantize(model, weights=qint8, exclude="lm_head" if model.config.tie_word_embeddings else None)
         freeze(model)
         save_quantized(model, tokenizer, staging)
         del model
         size_int8 = (staging / WEIGHTS_FILE).stat().st_size
-        reloaded, tok2 = load_quantized(staging)
-        got = _logits(reloaded, tok2, cfg.sample_text)
+        reloaded, _ = load_quantized(staging)
+        got = token_stats(reloaded, heldout)
     metrics = {
         "method": cfg.method,
         "size_fp32_mb": round(size_fp32 / 2**20, 3),
         "size_int8_mb": round(size_int8 / 2**20, 3),
         "size_ratio": round(size_int8 / size_fp32, 4),
-        "top1_agreement": float((ref.argmax(-1) == got.argmax(-1)).float().mean()),
-        "max_abs_logit_diff": float((ref - got).abs().max()),
-        "sample_tokens": int(ref.shape[0]),
+        **compare_stats(ref, got),
         "runtime_s": round(time.perf_counter() - started, 3),
     }
     write_json(staging / "metrics.json", metrics)

@@ -12,13 +12,19 @@ from pathlib import Path
 
 import pytest
 
+import rp_pipeline
+
+REPO_ROOT = Path(rp_pipeline.__file__).resolve().parent.parent
+
 
 class ScriptRun:
     """``python -m rp_pipeline.training.<name> --config cfg.json`` started from an unrelated
     cwd, output captured to files (so two runs can go at once without pipe deadlocks).
     A str config is written verbatim, to test unreadable files."""
 
-    def __init__(self, name: str, config: dict | str, workdir: Path, timeout: float = 300):
+    def __init__(
+        self, name: str, config: dict | str, workdir: Path, timeout: float = 300, python: str = sys.executable
+    ):
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir, self.timeout = workdir, timeout
         cfg = workdir / f"{name}.json"
@@ -26,7 +32,7 @@ class ScriptRun:
         self._out, self._err = workdir / f"{name}.stdout", workdir / f"{name}.stderr"
         with open(self._out, "w") as out, open(self._err, "w") as err:
             self._popen = subprocess.Popen(
-                [sys.executable, "-m", f"rp_pipeline.training.{name}", "--config", str(cfg)],
+                [python, "-m", f"rp_pipeline.training.{name}", "--config", str(cfg)],
                 cwd=workdir,
                 env=offline_env(),
                 stdout=out,
@@ -54,15 +60,20 @@ class ScriptRun:
 
 def offline_env() -> dict[str, str]:
     """No hub access, and no Dagster Pipes context inherited from an outer run. One torch
-    thread: the tiny model gains nothing from more, and two runs share the cores."""
+    thread: the tiny model gains nothing from more, and two runs share the cores. The scripts
+    import the same rp_pipeline as the tests (not whatever checkout is installed), also under
+    an interpreter that does not have it installed (the gptq environment)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PIPES")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     return env
 
 
-def run_training_script(name: str, config: dict | str, workdir: Path, timeout: float = 300) -> ScriptRun:
-    return ScriptRun(name, config, workdir, timeout).wait()
+def run_training_script(
+    name: str, config: dict | str, workdir: Path, timeout: float = 300, python: str = sys.executable
+) -> ScriptRun:
+    return ScriptRun(name, config, workdir, timeout, python).wait()
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -87,6 +98,20 @@ def chat_rows(n: int) -> list[dict]:
         }
         for i in range(n)
     ]
+
+
+def corpus_rows(n: int) -> list[dict]:
+    """Distinct rows shaped like the corpus's messages.jsonl (an id and a conversation)."""
+    rows = chat_rows(n)
+    for i, row in enumerate(rows):
+        row["id"] = f"row-{i:03d}"
+        row["messages"][1]["content"] += f" #{i}"
+    return rows
+
+
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory) -> Path:
+    return write_jsonl(tmp_path_factory.mktemp("corpus") / "messages.jsonl", corpus_rows(24))
 
 
 def pair_rows(n: int) -> list[dict]:
@@ -138,7 +163,7 @@ def request_rows() -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def int8_chain(tiny_model_dir, sft_run, dpo_run, tmp_path_factory):
+def int8_chain(tiny_model_dir, sft_run, dpo_run, corpus_file, tmp_path_factory):
     """Start quantize -> generate(quantized) in a background thread as soon as DPO is done,
     so it overlaps the Dagster Pipes test (dense generation) on the second core."""
     assert dpo_run.ok, dpo_run.proc.stderr[-3000:]
@@ -147,6 +172,10 @@ def int8_chain(tiny_model_dir, sft_run, dpo_run, tmp_path_factory):
         "base_model_dir": str(tiny_model_dir),
         "adapters": [str(sft_run.workdir / "adapter"), str(dpo_run.workdir / "adapter")],
         "output_dir": str(qwork / "int8"),
+        "corpus_file": str(corpus_file),
+        "heldout_rows": 6,
+        "calibration_rows": 12,
+        "max_length": 128,
     }
     gen_cfg = {
         "model_dir": str(qwork / "int8"),

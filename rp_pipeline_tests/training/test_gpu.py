@@ -9,6 +9,7 @@ import math
 import pytest
 
 from rp_pipeline_tests.training.conftest import chat_rows, pair_rows, run_training_script, write_jsonl
+from rp_pipeline_tests.training.test_gptq import run_gptq_end_to_end
 
 torch = pytest.importorskip("torch")
 pytestmark = [
@@ -47,3 +48,11 @@ def test_sft_then_dpo_train_on_cuda(tiny_model_dir, tmp_path):
     for out in ("sft", "dpo"):
         metrics = json.loads((tmp_path / out / "metrics.json").read_text(encoding="utf-8"))
         assert metrics["loss_history"] and all(math.isfinite(v) for _, v in metrics["loss_history"])
+
+
+@pytest.mark.parametrize("scheme", ["int4", "int8"])
+def test_gptq_quantizes_on_cuda(scheme, tiny_model_dir, corpus_file, tmp_path):
+    """The real GPTQ script (llm-compressor, in the RP_GPTQ_PYTHON environment) on the GPU."""
+    metrics = run_gptq_end_to_end(tiny_model_dir, corpus_file, tmp_path, scheme)
+    assert metrics["device"] == "cuda"
+    assert metrics["reference_dtype"] in ("bfloat16", "float32")
