@@ -69,7 +69,7 @@ def _foreign_runs(text: str, allowed: frozenset[str]) -> list[tuple[str, str]]:
     runs: list[tuple[str, str]] = []
     previous_end = -1
     for match in _SCRIPT_RUN.finditer(text):
-        script = match.lastgroup
+        script = str(match.lastgroup)  # every alternative is a named group
         if script in allowed:
             previous_end = -1
             continue
@@ -83,9 +83,9 @@ def _foreign_runs(text: str, allowed: frozenset[str]) -> list[tuple[str, str]]:
 
 def script_share(text: str, language: str) -> float:
     """Share of the letters written in the scripts of `language` (1.0 when there are none)."""
-    counts = dict.fromkeys(_SCRIPT_NAMES, 0)
+    counts: dict[str, int] = dict.fromkeys(_SCRIPT_NAMES, 0)
     for match in _SCRIPT_RUN.finditer(STICKER.sub(" ", text)):
-        counts[match.lastgroup] += len(match.group())
+        counts[str(match.lastgroup)] += len(match.group())
     total = sum(counts.values())
     return sum(counts[name] for name in scripts_of(language)) / total if total else 1.0
 

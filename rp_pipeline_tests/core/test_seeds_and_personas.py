@@ -96,7 +96,7 @@ def test_bad_yaml_names_the_file_and_line(tmp_path):
 
 def test_every_shipped_card_passes_the_content_checks():
     paths = sorted((ASSETS / "personas").glob("*.yaml")) + sorted((ASSETS / "eval" / "personas").glob("*.yaml"))
-    assert len(paths) == 8
+    assert len(paths) == 16  # 6 training cards, 10 held-out eval cards
     for path in paths:
         assert check_card(load_persona_file(path), RULES) == [], path
         load_persona_file(path, RULES)

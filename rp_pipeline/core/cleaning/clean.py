@@ -4,6 +4,7 @@ kept rows and a report per flagged turn out."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -44,7 +45,7 @@ def dialogue_row(dialogue: Dialogue) -> ChatRow:
     """A simulated dialogue as training sees it. turns[0] is the opening line, already in the
     system prompt, so the system message takes its place and message i stays turn i; the
     row keeps the opening line aside so that cleaning still compares every turn with it."""
-    roles = {"character": "assistant", "user": "user"}
+    roles: dict[str, Literal["assistant", "user"]] = {"character": "assistant", "user": "user"}
     return ChatRow(
         id=dialogue.id,
         language=dialogue.language,

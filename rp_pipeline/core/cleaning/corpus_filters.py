@@ -17,6 +17,7 @@ from rp_pipeline.core.ids import content_hash
 from rp_pipeline.core.rules import normalized
 
 NUM_PERM = 64
+SCHEME = "affine32"  # datasketch 2.x default; signatures built from shared permutations must name it
 CJK_SHINGLE, ALPHABET_SHINGLE = 3, 5  # about one word either way
 
 
@@ -37,7 +38,7 @@ def remove_duplicates(rows: list[ChatRow], config: CleaningConfig) -> tuple[list
     LSH lookup, reaches the threshold. datasketch (scipy) loads here, not with the code location."""
     from datasketch import MinHash, MinHashLSH
 
-    template = MinHash(num_perm=NUM_PERM, seed=1)  # permutations drawn once, shared by every signature
+    template = MinHash(num_perm=NUM_PERM, seed=1, scheme=SCHEME)  # permutations drawn once, shared by all
     kept: list[ChatRow] = []
     reports: list[TurnReport] = []
     seen: dict[str, str] = {}
@@ -60,12 +61,12 @@ def remove_duplicates(rows: list[ChatRow], config: CleaningConfig) -> tuple[list
         seen[key] = row.id
         grams = shingles(_dialogue_text(row))
         if grams:
-            signature = MinHash(num_perm=NUM_PERM, seed=1, permutations=template.permutations, scheme=template.scheme)
+            signature = MinHash(num_perm=NUM_PERM, seed=1, permutations=template.permutations, scheme=SCHEME)
             signature.update_batch([g.encode("utf-8") for g in grams])
             twin = next(
                 (
                     c
-                    for c in lsh.query(signature)
+                    for c in map(str, lsh.query(signature))
                     if len(grams & sets[c]) / len(grams | sets[c]) >= config.near_duplicate_threshold
                 ),
                 None,

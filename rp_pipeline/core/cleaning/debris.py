@@ -6,6 +6,8 @@ special symbols"); kaomoji such as (｡•́︿•̀｡) and stickers such as [�
 
 from __future__ import annotations
 
+import re
+
 import regex
 
 from rp_pipeline.core.langid import STICKER
@@ -65,7 +67,7 @@ def _unmatched_brackets(text: str) -> list[int]:
 def _clean_piece(text: str, kinds: list[str]) -> str:
     protected: list[str] = []
 
-    def protect(match: regex.Match) -> str:
+    def protect(match: re.Match[str] | regex.Match[str]) -> str:
         protected.append(match.group(0))
         return f"\x00{len(protected) - 1}\x00"
 

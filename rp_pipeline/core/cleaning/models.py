@@ -44,13 +44,21 @@ Action = Literal["drop", "cut", "repair", "flag"]
 
 
 class CleaningConfig(BaseModel):
-    min_exchanges: int = Field(2, ge=1, description="a row left with fewer assistant turns is dropped, not cut")
-    loop_window: int = Field(4, ge=1, description="a reply repeating one of this many previous replies is a loop")
-    loop_similarity: float = Field(0.75, gt=0, le=1, description="character-bigram Jaccard of two looping replies")
-    near_duplicate_threshold: float = Field(0.8, gt=0, le=1, description="MinHash Jaccard of near-duplicate rows")
-    pattern_chars: int = Field(6, ge=1, description="a reply's opening: its first N letters/digits")
-    pattern_max_share: float = Field(0.05, gt=0, le=1, description="cap on the share of replies with one opening")
-    pattern_min_count: int = Field(20, ge=1, description="the cap is never below this many replies")
+    min_exchanges: int = Field(default=2, ge=1, description="a row left with fewer assistant turns is dropped, not cut")
+    loop_window: int = Field(
+        default=4, ge=1, description="a reply repeating one of this many previous replies is a loop"
+    )
+    loop_similarity: float = Field(
+        default=0.75, gt=0, le=1, description="character-bigram Jaccard of two looping replies"
+    )
+    near_duplicate_threshold: float = Field(
+        default=0.8, gt=0, le=1, description="MinHash Jaccard of near-duplicate rows"
+    )
+    pattern_chars: int = Field(default=6, ge=1, description="a reply's opening: its first N letters/digits")
+    pattern_max_share: float = Field(
+        default=0.05, gt=0, le=1, description="cap on the share of replies with one opening"
+    )
+    pattern_min_count: int = Field(default=20, ge=1, description="the cap is never below this many replies")
 
 
 class ChatRow(BaseModel):

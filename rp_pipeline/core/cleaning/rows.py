@@ -66,8 +66,8 @@ def clean_row(row: ChatRow, rules: RuleSet, config: CleaningConfig) -> tuple[Cha
             last_user = content
         if found:
             verdicts[index] = found
-    replies = [(i, m.content) for i, m in enumerate(messages) if m.role == "assistant"]
-    for turn, detail in find_loop(replies, config.loop_window, config.loop_similarity):
+    numbered = [(i, m.content) for i, m in enumerate(messages) if m.role == "assistant"]
+    for turn, detail in find_loop(numbered, config.loop_window, config.loop_similarity):
         verdicts.setdefault(turn, []).append(Verdict("repetition_loop", "drop", detail))
     repaired = row.model_copy(update={"messages": messages})
     cut = min((i for i, found in verdicts.items() if any(v.action == "drop" for v in found)), default=None)
