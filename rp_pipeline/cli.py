@@ -8,10 +8,11 @@ from pathlib import Path
 
 from rp_pipeline.lineage import cli as lineage_cli
 
-CLEAN_HELP = """Clean a JSONL file of {"id", "language", "messages": [{"role", "content"}]} rows with the
-pipeline's cleaning rules. Writes OUT/kept.jsonl (kept rows, repaired or cut, same schema) and
-OUT/report.jsonl (one row per flagged turn: id, turn, role, codes, action; turn and role are
-null for row-level codes such as duplicates), and prints a summary per reason code.
+CLEAN_HELP = """Clean a JSONL file of {"id", "language", "messages": [{"role", "content"}]} rows (optionally
+"opening_line" and "character_name") with the pipeline's cleaning rules, for both speakers. Writes
+OUT/kept.jsonl (kept rows, repaired or cut, same schema) and OUT/report.jsonl (one row per flagged
+turn: id, turn, role, every code of the turn, action; turn and role are null for row-level codes
+such as duplicates), and prints a summary per reason code.
 An invalid row is reported on stderr with its line number and field and skipped. Exit status:
 0 when the file was cleaned, 1 when no row in it was valid, 2 when it cannot be read."""
 

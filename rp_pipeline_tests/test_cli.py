@@ -93,3 +93,31 @@ def test_rp_clean_runs_as_a_command(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "rows in 1  kept 1" in proc.stdout and (tmp_path / "o" / "report.jsonl").read_text() == ""
+
+
+OTHER_EN = [("Busy today?", "Packed, a whole class came in" + E("sad")), ("Tired?", "Very, my feet hurt" + E("sad"))]
+
+
+def test_clean_reports_every_code_of_a_flagged_turn(tmp_path, capsys):
+    """A reply that breaks several rules, judged by several filters (structure before debris
+    removal, PII masking, the reply rules), carries every code in report.jsonl and the summary;
+    a row's opening line is read and written back, and a garbage user turn cuts the row."""
+    bad = "**Note:** As an AI, I have to go, bye! Call 13812345678" + E("neutral")
+    opening = {"opening_line": "Morning! Coffee before work?" + E("happy")}
+    rows = [
+        json.loads(_row("multi", "en", [*GOOD_EN, ("Ok", bad)])) | opening,
+        json.loads(_row("user", "en", [*OTHER_EN, ("I'm sorry, but I can't help with that.", "Oh? Why?" + E("sad"))])),
+    ]
+    source = _write(tmp_path / "in.jsonl", [json.dumps(r, ensure_ascii=False) for r in rows])
+    assert main(["clean", str(source), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    report = [json.loads(line) for line in (tmp_path / "out" / "report.jsonl").read_text(encoding="utf-8").splitlines()]
+    multi = next(r for r in report if r["id"] == "multi")
+    assert {"assistant_speak", "pii", "symbol_debris", "meta_commentary", "goodbye"} <= set(multi["codes"])
+    assert multi["turn"] == 6 and multi["action"] == "cut"
+    user = next(r for r in report if r["id"] == "user")
+    assert (user["turn"], user["role"], user["codes"], user["action"]) == (5, "user", ["user_assistant_speak"], "cut")
+    lines = {line.split()[0]: line.split()[1] for line in out.splitlines()[3:] if len(line.split()) == 2}
+    assert lines["user_assistant_speak"] == "1" and lines["goodbye"] == "1" and lines["truncated"] == "0"
+    kept = [json.loads(line) for line in (tmp_path / "out" / "kept.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert kept[0]["opening_line"] == opening["opening_line"] and "opening_line" not in kept[1]

@@ -90,6 +90,34 @@ def script_share(text: str, language: str) -> float:
     return sum(counts[name] for name in scripts_of(language)) / total if total else 1.0
 
 
+# Scripts that only one supported language is written in, and the script that tells Japanese
+# (kana) or Korean (hangul) from Chinese when Han characters are mixed in.
+_OWN_SCRIPTS = {
+    "zh": ("Han", "Han"),
+    "ja": ("Han Hiragana Katakana", "Hiragana Katakana"),
+    "ko": ("Hangul Han", "Hangul"),
+    "ru": ("Cyrillic", "Cyrillic"),
+    "ar": ("Arabic", "Arabic"),
+    "th": ("Thai", "Thai"),
+    "hi": ("Devanagari", "Devanagari"),
+}
+
+
+def in_own_script(text: str, language: str) -> bool:
+    """Every letter of `text` (stickers aside) is in the scripts of `language`, which no other
+    supported language shares, with its telltale script present (kana for Japanese, hangul
+    for Korean): then the text is in `language` and holds no other, without asking lingua.
+    Han-only text counts as Chinese. Always False for languages written in Latin."""
+    if language not in _OWN_SCRIPTS:
+        return False
+    allowed, telltale = (frozenset(names.split()) for names in _OWN_SCRIPTS[language])
+    text = STICKER.sub(" ", text)
+    runs = list(_SCRIPT_RUN.finditer(text))
+    seen = {match.lastgroup for match in runs}
+    covered = sum(len(match.group()) for match in runs)  # letters of a script not listed fall through
+    return seen <= allowed and bool(seen & telltale) and covered >= sum(ch.isalpha() for ch in text)
+
+
 def _substantial(script: str, span: str) -> bool:
     if script == "Latin":
         words = [w for w in regex.findall(r"[\p{Latin}\p{M}]+", span) if not (w.isupper() and len(w) <= ACRONYM_MAX)]

@@ -149,12 +149,15 @@ class Dialogue(Record):
 
 
 class Drop(Record):
-    """A row or turn removed by a stage, with the reason code that removed it."""
+    """A row or turn removed by a stage, with the reason code that removed it. `action` says
+    what was done: drop (the row is gone), cut (the row ends before `turn`), repair (the turn
+    was rewritten and kept) or flag (the turn also broke a rule after an earlier cut)."""
 
     row_id: str
     turn: int | None = None
     reason: str
     detail: str = ""
+    action: Literal["drop", "cut", "repair", "flag"] = "drop"
 
 
 # --- cleaned data and corpus ------------------------------------------------------------

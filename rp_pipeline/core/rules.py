@@ -17,7 +17,13 @@ import regex
 import yaml
 from pydantic import BaseModel
 
-from rp_pipeline.core.langid import confidently_other, detect_language, find_mixed_span, script_share
+from rp_pipeline.core.langid import (
+    confidently_other,
+    detect_language,
+    find_mixed_span,
+    in_own_script,
+    script_share,
+)
 from rp_pipeline.core.languages import scripts_of
 from rp_pipeline.core.models import Violation
 from rp_pipeline.core.reply_format import ReplyFormatError, parse_reply
@@ -99,9 +105,22 @@ class RuleSet(BaseModel):
     def dangling(self, language: str) -> frozenset[str]:
         return frozenset(word.casefold() for word in self.dangling_words.get(language, ()))
 
+    @cached_property
+    def folded(self) -> dict[str, tuple[str, ...]]:
+        """Per phrase list: its phrases casefolded, for a substring pre-check."""
+        return {
+            kind: tuple({p.translate(_APOSTROPHES).casefold() for ps in getattr(self, kind).values() for p in ps})
+            for kind in ("assistant_speak", "goodbye", "meta_commentary")
+        }
+
     def find(self, kind: str, text: str) -> str | None:
         """The first phrase of list `kind` (any language) that occurs in `text` outside its exceptions."""
         text = text.translate(_APOSTROPHES)
+        folded = text.casefold()
+        # Plain substring tests first (most turns hold no phrase): the regex, with its word
+        # boundaries and exceptions, runs only on a turn that contains one.
+        if not any(phrase in folded for phrase in self.folded[kind]):
+            return None
         phrases, exceptions_pattern = self.patterns[kind]
         exceptions = [m.span() for m in exceptions_pattern.finditer(text)]
         for match in phrases.finditer(text):
@@ -155,6 +174,12 @@ def normalized(text: str) -> str:
     return "".join(ch for ch in spoken_text(text).casefold() if ch.isalnum())
 
 
+@lru_cache(maxsize=8192)
+def _letter_counts(key: str) -> Counter[str]:
+    """Letter counts of a normalized text; a reply is compared with many earlier ones."""
+    return Counter(key)
+
+
 def is_echo(reply: str, previous: str) -> bool:
     """The reply repeats the other side's last message (a failure of small simulators)."""
     mine, theirs = normalized(reply), normalized(previous)
@@ -163,12 +188,28 @@ def is_echo(reply: str, previous: str) -> bool:
     if min(len(mine), len(theirs)) >= 8 and (mine in theirs or theirs in mine):
         return True
     # Exact pruning before SequenceMatcher (the costly part): matches never exceed shared characters.
-    shared = sum((Counter(mine) & Counter(theirs)).values())
+    shared = sum((_letter_counts(mine) & _letter_counts(theirs)).values())
     if 2 * shared / (len(mine) + len(theirs)) < ECHO_SIMILARITY and shared < max(ECHO_MIN_BLOCK, len(mine) // 2):
         return False
     matcher = SequenceMatcher(None, mine, theirs, autojunk=False)
     block = matcher.find_longest_match(0, len(mine), 0, len(theirs)).size
     return matcher.ratio() >= ECHO_SIMILARITY or block >= max(ECHO_MIN_BLOCK, len(mine) // 2)
+
+
+def is_near_copy(reply: str, earlier: str) -> bool:
+    """The reply is (nearly) the whole of an earlier message of the same conversation: one
+    contains the other, or they are at least ECHO_SIMILARITY alike. Stricter than `is_echo`:
+    a character reusing a phrase of its own ("My coworker keeps talking about…") is speech,
+    not a repeat."""
+    mine, theirs = normalized(reply), normalized(earlier)
+    if not mine or not theirs:
+        return False
+    if min(len(mine), len(theirs)) >= 8 and (mine in theirs or theirs in mine):
+        return True
+    shared = sum((_letter_counts(mine) & _letter_counts(theirs)).values())
+    if 2 * shared / (len(mine) + len(theirs)) < ECHO_SIMILARITY:  # the ratio never exceeds this bound
+        return False
+    return SequenceMatcher(None, mine, theirs, autojunk=False).ratio() >= ECHO_SIMILARITY
 
 
 def assistant_speak(raw: str, text: str, rules: RuleSet) -> str | None:
@@ -185,6 +226,8 @@ def assistant_speak(raw: str, text: str, rules: RuleSet) -> str | None:
 def _language_violation(spoken: str, language: str) -> Violation | None:
     """`wrong_language` when the text is mostly in another language, `lang_mix` when a
     substantial span of another one sits inside it; None when it is fine or too short."""
+    if in_own_script(spoken, language):
+        return None
     detected = detect_language(spoken)
     # lingua can name the language of a short foreign span inside a text mostly written in the
     # persona's script; when the two languages share no script, the script majority decides.
@@ -202,10 +245,10 @@ def _language_violation(spoken: str, language: str) -> Violation | None:
 def _echo_detail(raw: str, last_user: str | None, opening_line: str | None, previous_replies: Iterable[str]) -> str:
     if last_user is not None and is_echo(raw, last_user):
         return "repeats the user's message"
-    if opening_line is not None and is_echo(raw, opening_line):
+    if opening_line is not None and is_near_copy(raw, opening_line):
         return "repeats the opening line"
     for number, earlier in enumerate(previous_replies, start=1):
-        if is_echo(raw, earlier):
+        if is_near_copy(raw, earlier):
             return f"repeats earlier reply {number}"
     return ""
 
@@ -297,6 +340,8 @@ def _user_language(plain: str, language: str) -> str | None:
     """Why a user turn is not in the dialogue's language, or None. Users write short, loose
     lines ("my password is ••••" reads as Italian to lingua), so a language sharing our
     script must be named with confidence; another script must hold most of the letters."""
+    if in_own_script(plain, language):
+        return None
     detected = detect_language(plain)
     if detected is not None and detected != language:
         if not scripts_of(detected) & scripts_of(language):

@@ -180,8 +180,12 @@ SELF_REPEAT_WEIGHT = 10  # a repeated clause must weigh this much: 5 CJK charact
 SELF_REPEAT_SIMILARITY = 0.8
 
 
+_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+
+
 def _weight(key: str) -> int:
-    return sum(2 if regex.match(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]", ch) else 1 for ch in key)
+    """Letters, a CJK character counting as two (it carries about a word)."""
+    return len(key) + len(_CJK.findall(key))
 
 
 def _bigram_similarity(a: str, b: str) -> float:

@@ -133,6 +133,7 @@ class LineageResource(ConfigurableResource):
                 kind="drop",
                 reason=d.reason,
                 detail=(f"turn {d.turn}: " if d.turn is not None else "") + d.detail,
+                attrs={"action": d.action},
             )
             for d in drops
         ]

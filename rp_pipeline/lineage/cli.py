@@ -118,12 +118,33 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     return _run(args, run)
 
 
+# What each action of a drop event did, as the heading of its table.
+ACTION_TITLES = {
+    "drop": "Dropped rows",
+    "cut": "Cut rows (kept up to the turn)",
+    "repair": "Repaired turns (kept, rewritten)",
+    "flag": "Flagged turns (after a cut)",
+}
+
+
 def cmd_drops(args: argparse.Namespace) -> int:
+    """One table per action: drops, cuts, repairs and flags are different outcomes."""
+
     def run(store: LineageStore) -> None:
         rows = store.drops(args.asset)
         scope = f" in {args.asset}" if args.asset else ""
-        total = sum(r["dropped"] for r in rows)
-        _print_table(f"Dropped rows{scope} by reason ({total} total)", rows)
+        present = {r["action"] for r in rows}
+        actions = [a for a in ACTION_TITLES if a == "drop" or a in present] + sorted(present - set(ACTION_TITLES))
+        for number, action in enumerate(actions):
+            table = [
+                {"asset": r["asset"], "reason": r["reason"], "count": r["dropped"]}
+                for r in rows
+                if r["action"] == action
+            ]
+            total = sum(r["count"] for r in table)
+            if number:
+                print()
+            _print_table(f"{ACTION_TITLES.get(action, action)}{scope} by reason ({total} total)", table)
 
     return _run(args, run)
 

@@ -102,16 +102,21 @@ def view_statements(root: Path, present: dict[str, bool]) -> list[str]:
         f"CREATE OR REPLACE VIEW events AS {events}",
         f"CREATE OR REPLACE VIEW calls AS {calls}",
         # Re-materializing an asset re-emits its rows; the newest emission of each
-        # (asset, row_id) is the truth and older ones are superseded (ties broken by
-        # segment name, a time-ordered uuid7, then position in the segment). Only keys
-        # emitted more than once are ranked: most rows are emitted once, and a window
-        # over every wide row would dominate each query.
+        # (asset, row_id) is the truth and older runs' events are superseded (ties broken
+        # by segment name, a time-ordered uuid7, then position in the segment). One run
+        # may record several events for a row (a cleaned dialogue cut at one turn and
+        # repaired at another, one drop event per reason code): all of the newest run's
+        # stay, except a second copy of the same event (a compaction caught mid-way).
+        # Only keys emitted more than once are ranked: most rows are emitted once, and a
+        # window over every wide row would dominate each query.
         "CREATE OR REPLACE VIEW superseded AS "
         "SELECT e.asset, e.row_id, e.segment, e.seq FROM events e "
         "SEMI JOIN (SELECT asset, row_id FROM events GROUP BY asset, row_id HAVING count(*) > 1) d "
         "ON d.asset = e.asset AND d.row_id = e.row_id "
-        "QUALIFY row_number() OVER (PARTITION BY e.asset, e.row_id "
-        "ORDER BY e.ts DESC, e.segment DESC, e.seq DESC) > 1",
+        "QUALIFY e.run_id IS DISTINCT FROM first_value(e.run_id) OVER (PARTITION BY e.asset, e.row_id "
+        "ORDER BY e.ts DESC, e.segment DESC, e.seq DESC) "
+        "OR row_number() OVER (PARTITION BY e.asset, e.row_id, e.ts, e.kind, e.reason, e.detail "
+        "ORDER BY e.segment DESC, e.seq DESC) > 1",
         "CREATE OR REPLACE VIEW latest_events AS SELECT e.* FROM events e "
         "ANTI JOIN superseded s ON s.segment = e.segment AND s.seq = e.seq",
         # One row per (child, parent) link of the current lineage graph.

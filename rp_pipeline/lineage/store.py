@@ -305,15 +305,18 @@ class LineageStore:
         return self._read(body)
 
     def drops(self, asset: str | None = None) -> list[dict[str, Any]]:
-        """Rows currently dropped, counted per (asset, reason); a row dropped and later
-        re-emitted as a row is not counted (latest event wins)."""
+        """Drop events counted per (asset, action, reason). `action` (the event's
+        `attrs['action']`, "drop" when absent) tells what the stage did: drop (the row is
+        gone), cut (the row ends before the turn), repair (the turn was rewritten and
+        kept) or flag (the turn also broke a rule after a cut). A row dropped and later
+        re-emitted as a row is not counted (latest run wins)."""
         return self._query(
             """
-            SELECT asset, reason, count(*) AS dropped
+            SELECT asset, coalesce(attrs['action'], 'drop') AS action, reason, count(*) AS dropped
             FROM latest_events
             WHERE kind = 'drop' AND ($asset IS NULL OR asset = $asset)
-            GROUP BY asset, reason
-            ORDER BY asset, dropped DESC, reason""",
+            GROUP BY ALL
+            ORDER BY asset, action, dropped DESC, reason""",
             {"asset": asset},
         )
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from rp_pipeline.lineage import cli
 from rp_pipeline.lineage.store import LineageStore
+from rp_pipeline_tests.lineage.conftest import T0, event
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -77,6 +79,32 @@ def test_drops_and_costs_tables(store: LineageStore, capsys) -> None:
 
     code, out, _ = run(capsys, "drops", "--asset", "dialogues", "--root", str(store.root))
     assert code == 0 and "(none)" in out
+
+    cleaning = [("goodbye", "cut"), ("echo", "cut"), ("pii", "repair")]
+    store.write_events(
+        [
+            event(
+                "cleaned_dialogues",
+                "bob",
+                "dlg-9",
+                [],
+                "run-9",
+                T0 + timedelta(hours=1),
+                kind="drop",
+                reason=r,
+                attrs={"action": a},
+            )
+            for r, a in cleaning
+        ]
+    )
+    code, out, _ = run(capsys, "drops", "--root", str(store.root))
+    sections = out.split("\n\n")
+    assert [s.splitlines()[0] for s in sections] == [
+        "Dropped rows by reason (3 total)",
+        "Cut rows (kept up to the turn) by reason (2 total)",
+        "Repaired turns (kept, rewritten) by reason (1 total)",
+    ]
+    assert "goodbye" in sections[1] and "echo" in sections[1] and "pii" in sections[2] and "pii" not in sections[0]
 
     code, out, _ = run(capsys, "costs", "--root", str(store.root))
     assert code == 0

@@ -138,9 +138,9 @@ def test_an_older_event_written_later_does_not_win(store: LineageStore) -> None:
 
 
 def test_drops_are_counted_by_asset_and_reason(store: LineageStore) -> None:
-    assert store.drops() == [
-        {"asset": "cleaned_dialogues", "reason": "bad_format", "dropped": 2},
-        {"asset": "cleaned_dialogues", "reason": "language_mismatch", "dropped": 1},
+    assert store.drops() == [  # events without an action are drops
+        {"asset": "cleaned_dialogues", "action": "drop", "reason": "bad_format", "dropped": 2},
+        {"asset": "cleaned_dialogues", "action": "drop", "reason": "language_mismatch", "dropped": 1},
     ]
     assert store.drops("dialogues") == []
     assert store.drops("cleaned_dialogues")[0]["dropped"] == 2
@@ -152,6 +152,32 @@ def test_a_dropped_row_that_comes_back_is_no_longer_counted(store: LineageStore)
     )
 
     assert {(d["reason"], d["dropped"]) for d in store.drops()} == {("bad_format", 1), ("language_mismatch", 1)}
+
+
+def _cleaning_events(run_id: str, hours: int, actions: list[tuple[str, str]]) -> list[LineageEvent]:
+    ts = T0 + timedelta(hours=hours)
+    return [
+        event("cleaned_dialogues", "bob", "dlg-9", [], run_id, ts, kind="drop", reason=reason, attrs={"action": action})
+        for reason, action in actions
+    ]
+
+
+def test_cuts_drops_and_repairs_of_one_row_are_counted_apart(store: LineageStore) -> None:
+    """One cleaning run records several events for one dialogue (a repair at one turn, a cut
+    with two codes at a later one): all of them count; a later run's events replace them."""
+    first = [("pii", "repair"), ("goodbye", "cut"), ("echo", "cut"), ("wrong_language", "flag")]
+    store.write_events(_cleaning_events("run-7", 2, first))
+    counts = {(d["action"], d["reason"]): d["dropped"] for d in store.drops() if d["reason"] != "bad_format"}
+    assert counts == {
+        ("drop", "language_mismatch"): 1,
+        ("repair", "pii"): 1,
+        ("cut", "goodbye"): 1,
+        ("cut", "echo"): 1,
+        ("flag", "wrong_language"): 1,
+    }
+    store.write_events(_cleaning_events("run-8", 3, [("goodbye", "cut")]))
+    actions = {(d["action"], d["reason"]) for d in store.drops() if d["asset"] == "cleaned_dialogues"}
+    assert ("repair", "pii") not in actions and ("cut", "goodbye") in actions
 
 
 @pytest.mark.parametrize("persona", ["lin-xiaoyu", "林小雨", "p-017"])

@@ -42,7 +42,8 @@ def clean_rows(rows: list[ChatRow], rules: RuleSet, config: CleaningConfig) -> C
 
 def dialogue_row(dialogue: Dialogue) -> ChatRow:
     """A simulated dialogue as training sees it. turns[0] is the opening line, already in the
-    system prompt, so the system message takes its place and message i stays turn i."""
+    system prompt, so the system message takes its place and message i stays turn i; the
+    row keeps the opening line aside so that cleaning still compares every turn with it."""
     roles = {"character": "assistant", "user": "user"}
     return ChatRow(
         id=dialogue.id,
@@ -51,17 +52,20 @@ def dialogue_row(dialogue: Dialogue) -> ChatRow:
             Message(role="system", content=dialogue.system_prompt),
             *(Message(role=roles[t.role], content=t.content) for t in dialogue.turns[1:]),
         ],
+        opening_line=dialogue.turns[0].content if dialogue.turns else None,
     )
 
 
 def to_drops(reports: list[TurnReport]) -> list[Drop]:
-    """Lineage drop events: one per code of every flagged turn, the action in the detail."""
+    """Lineage drop events: one per code of every flagged turn, with what cleaning did (drop,
+    cut, repair, flag) as the action, and in the detail too for a reader of the raw events."""
     return [
         Drop(
             row_id=r.id,
             turn=r.turn,
             reason=code,
             detail="; ".join([r.action, *(d for d in r.details if d.startswith(f"{code}:"))]),
+            action=r.action,
         )
         for r in reports
         for code in r.codes

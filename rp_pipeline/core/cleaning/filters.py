@@ -1,8 +1,8 @@
 """Turn filters: each looks at one turn and says nothing (keep), drop (the row is cut
 before this turn, since every later turn was conditioned on it) or repair (the turn is
-rewritten and kept). They run in order, each on the previous one's repair, so a reply is
-first scrubbed of personal data and debris, then judged by the same reply rules generation
-uses (`core/rules`)."""
+rewritten and kept). They run in order, each on the previous one's repair, so a turn is
+first judged for document structure (markdown that debris removal would erase), scrubbed of
+personal data and debris, then judged by the same rules generation uses (`core/rules`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from rp_pipeline.core.cleaning.debris import strip_debris
 from rp_pipeline.core.cleaning.models import Verdict
 from rp_pipeline.core.cleaning.pii import scrub_pii
 from rp_pipeline.core.reply_format import MAX_CHARS
-from rp_pipeline.core.rules import RuleSet, check_character_reply
+from rp_pipeline.core.rules import RuleSet, check_character_reply, check_user_turn
+from rp_pipeline.core.signals import find_structure
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,23 @@ class TurnContext:
     language: str
     rules: RuleSet
     last_user: str | None = None  # the user message this assistant turn answers (echo check)
+    # what an assistant turn must not copy either: the persona's first message, its own earlier replies
+    opening_line: str | None = None
+    previous_replies: tuple[str, ...] = ()
+    character_name: str | None = None
+    last_character: str | None = None  # the character message this user turn answers (user_echo)
 
 
 TurnFilter = Callable[[TurnContext], list[Verdict]]
+
+
+def structure(turn: TurnContext) -> list[Verdict]:
+    """A code block, heading, list, bold text, link or URL: an assistant's answer. Judged
+    before `symbol_debris` strips markdown, since removing the marks would hide the answer."""
+    if not (found := find_structure(turn.content)):
+        return []
+    code = "assistant_speak" if turn.role == "assistant" else "user_assistant_speak"
+    return [Verdict(code, "drop", f"structure: {found}")]
 
 
 def pii(turn: TurnContext) -> list[Verdict]:
@@ -54,15 +69,24 @@ def reply_format(turn: TurnContext) -> list[Verdict]:
 
 
 def reply_rules(turn: TurnContext) -> list[Verdict]:
+    """The rules generation uses, for both speakers: a user turn that is garbage (assistant-
+    speak, degenerate, an echo, markup, another language) cuts the row as a bad reply does."""
     if turn.role == "user":
-        return [] if turn.content.strip() else [Verdict("empty", "drop", "user turn")]
-    return [
-        Verdict(v.code, "drop", v.detail)
-        for v in check_character_reply(turn.content, turn.language, turn.rules, last_user=turn.last_user)
-    ]
+        found = check_user_turn(turn.content, turn.language, turn.rules, last_character=turn.last_character)
+    else:
+        found = check_character_reply(
+            turn.content,
+            turn.language,
+            turn.rules,
+            last_user=turn.last_user,
+            opening_line=turn.opening_line,
+            previous_replies=turn.previous_replies,
+            character_name=turn.character_name,
+        )
+    return [Verdict(v.code, "drop", v.detail) for v in found]
 
 
-TURN_FILTERS: tuple[TurnFilter, ...] = (pii, symbol_debris, reply_format, reply_rules)
+TURN_FILTERS: tuple[TurnFilter, ...] = (structure, pii, symbol_debris, reply_format, reply_rules)
 
 
 def run_filters(turn: TurnContext, filters: tuple[TurnFilter, ...] = TURN_FILTERS) -> tuple[str, list[Verdict]]:

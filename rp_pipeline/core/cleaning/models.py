@@ -55,13 +55,19 @@ class CleaningConfig(BaseModel):
 
 class ChatRow(BaseModel):
     """One conversation: `{"id", "language", "messages": [{"role", "content"}]}`; a system
-    message, if any, comes first."""
+    message, if any, comes first.
+
+    `opening_line` is the character's first message when training keeps it in the system
+    prompt instead of `messages` (a simulated dialogue): cleaning compares every turn with it
+    but never exports it. `character_name` lets cleaning recognise a `Name：` prefix."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: NonEmptyStr
     language: LanguageCode
     messages: list[Message] = Field(min_length=1)
+    opening_line: str | None = None
+    character_name: str | None = None
 
     @field_validator("messages")
     @classmethod

@@ -29,23 +29,40 @@ def _report(row: ChatRow, turn: int, verdicts: list[Verdict], action: Action) ->
         role=row.messages[turn].role,
         action=action,
         codes=list(dict.fromkeys(v.code for v in verdicts)),
-        details=[f"{v.code}: {v.detail}" for v in verdicts if v.detail],
+        details=list(dict.fromkeys(f"{v.code}: {v.detail}" for v in verdicts if v.detail)),
     )
 
 
 def clean_row(row: ChatRow, rules: RuleSet, config: CleaningConfig) -> tuple[ChatRow | None, list[TurnReport]]:
+    """Each turn is checked against the conversation so far: a reply against the user message
+    it answers, the opening line and the character's earlier replies; a user turn against
+    the character message before it (the opening line for the first one)."""
     messages = list(row.messages)
     verdicts: dict[int, list[Verdict]] = {}
     last_user: str | None = None
+    last_character = row.opening_line
+    replies: list[str] = []
     for index, message in enumerate(messages):
         if message.role == "system":
             continue
+        assistant = message.role == "assistant"
         context = TurnContext(
-            message.role, message.content, row.language, rules, last_user if message.role == "assistant" else None
+            message.role,
+            message.content,
+            row.language,
+            rules,
+            last_user=last_user if assistant else None,
+            opening_line=row.opening_line if assistant else None,
+            previous_replies=tuple(replies) if assistant else (),
+            character_name=row.character_name,
+            last_character=None if assistant else last_character,
         )
         content, found = run_filters(context)
         messages[index] = Message(role=message.role, content=content)
-        if message.role == "user":
+        if assistant:
+            replies.append(content)
+            last_character = content
+        else:
             last_user = content
         if found:
             verdicts[index] = found
