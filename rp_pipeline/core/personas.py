@@ -13,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from rp_pipeline.core.chat import ChatModel, StructuredOutputError
 from rp_pipeline.core.ids import content_id, stable_seed
 from rp_pipeline.core.languages import LANGUAGES, LATIN, scripts_of
-from rp_pipeline.core.models import Drop, PersonaCard, SeedSample, TopicSet, Violation
+from rp_pipeline.core.models import EMOTIONS, Drop, PersonaCard, SeedSample, TopicSet, Violation
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet, check_character_reply, is_echo, normalized
 
@@ -172,16 +173,25 @@ def speaker_of(system: str) -> tuple[str | None, str | None]:
     return (name.group(1) if name else None), (opening.group(1).strip() if opening else None)
 
 
+# A line in the reply format as a JSON-schema pattern: a constrained decoder (llama.cpp turns a
+# schema pattern into grammar) then writes tagged lines, which a small model rarely does unasked.
+# As in the character grammar, the clause bound is over the reply limit: a clause it had to close
+# fails `too_long` in `check_card` instead of passing cut. Quotes and backslashes are left out so
+# the pattern never has to reason about JSON escapes.
+REPLY_LINE = r'^([^<>\n"\\]{1,51}<emotion>(' + "|".join(EMOTIONS) + r")</emotion>){1,2}$"
+ReplyLine = Annotated[str, StringConstraints(pattern=REPLY_LINE)]
+
+
 class PersonaDraft(BaseModel):
     """What the persona writer returns; ids, language and provenance are ours, not the LLM's."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     gender: str = Field(min_length=1)
     age: int = Field(ge=1, le=10_000)
     background: str = Field(min_length=1)
-    speaking_examples: list[str] = Field(min_length=2, max_length=5)
+    speaking_examples: list[ReplyLine] = Field(min_length=2, max_length=5)
     knowledge_boundary: str = Field(min_length=1)
-    opening_line: str = Field(min_length=1)
+    opening_line: ReplyLine
     specialty: str = Field(min_length=1)
 
 

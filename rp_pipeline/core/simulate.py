@@ -144,10 +144,11 @@ class DialogueSimulator:
         character_system = (
             system_prompt(persona, self.prompts) + "\n\n" + self.prompts.render("character_scene", scene=sample.scene)
         )
-        # Only keywords in the persona's language are handed on; the first topic is a keyword of the
-        # sample a synthesized card was written from, otherwise the scene agent's, which sees the card.
-        ideas = in_language(topics.keywords, persona.language)
-        first = ideas[0] if ideas and sample.id in persona.parent_ids else None
+        # Topics fit the card: a sample's keywords were written for its own occupation and language,
+        # so they are handed on (those in the persona's language) only to the card synthesized from
+        # that sample; every other topic is the scene agent's, which sees the card.
+        ideas = in_language(topics.keywords, persona.language) if sample.id in persona.parent_ids else []
+        first = ideas[0] if ideas else None
         turns = [Turn(role="character", content=persona.opening_line)]
         replies = 0
         while len(turns) + 2 <= self.config.max_turns:

@@ -1,6 +1,6 @@
 """The training corpus: all personas' cleaned dialogues plus general instructions."""
 
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import TypeVar
 
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
@@ -60,11 +60,19 @@ def training_corpus(
     rows = corpus.rows
     codes = Counter(code for r in reports for code in r.codes)
     if not any(r.source == "roleplay" for r in rows):
-        cleaning = Counter({d["reason"]: d["dropped"] for d in lineage.store().drops("cleaned_dialogues")})
-        reasons = ", ".join(f"{code} {n}" for code, n in (cleaning + codes).most_common()) or "none recorded"
+        removed: dict[str, Counter[str]] = defaultdict(Counter)  # action -> reason code -> count
+        for d in lineage.store().drops("cleaned_dialogues"):
+            removed[d["action"]][d["reason"]] += d["dropped"]
+        for report in reports:
+            removed[report.action].update(report.codes)
+        reasons = "; ".join(
+            f"{action}: " + ", ".join(f"{code} {n}" for code, n in removed[action].most_common())
+            for action in ("drop", "cut", "flag", "repair")
+            if removed[action]
+        )
         raise ValueError(
             f"training corpus has no role-play rows: cleaning kept {len(cleaned)} dialogue(s), the corpus "
-            f"filters {len(cleaned) - len(kept)} of those. Rows dropped per reason code: {reasons} "
+            f"filters {len(cleaned) - len(kept)} of those. Per action and reason code: {reasons or 'none recorded'} "
             "(details: `rp lineage drops`)"
         )
     if corpus.general_shortfall:

@@ -22,13 +22,14 @@ from rp_pipeline.settings import REPO_ROOT
 
 ASSETS = REPO_ROOT / "assets"
 RULES = RuleSet.load(ASSETS / "rules")
-# The card that reached training in the demo run of issue 11.
+# The card that reached training in the demo run of issue 11 (its examples, untagged there, are
+# tagged here: the writer's schema now requires the tags, see the repair test below).
 BAD_DRAFT = {
     "name": "A friendly street-food stall owner",
     "gender": "female",
     "age": 35,
     "background": "Runs a stall.",
-    "speaking_examples": ["Welcome to my stall!"] * 4,
+    "speaking_examples": ["Welcome to my stall!<emotion>happy</emotion>"] * 4,
     "knowledge_boundary": "Does not know much.",
     "opening_line": "Hello! I'm your AI companion app.<emotion>happy</emotion>",
     "specialty": "noodles",
@@ -186,3 +187,15 @@ def test_a_synthesized_card_that_never_passes_is_dropped_with_its_reasons(fake_l
     assert cards == [] and drop.reason == "bad_card" and drop.row_id.startswith("syn-")
     for part in ("field 'name'", "field 'speaking_examples.1'", "duplicate_example", "field 'opening_line'"):
         assert part in drop.detail, drop.detail
+
+
+def test_the_writer_must_tag_examples_and_opening_line(fake_llm, tmp_path):
+    untagged = {**BAD_DRAFT, "name": "Rosa Lim", "speaking_examples": ["Welcome!", "Hot noodles here"]}
+    fake_llm.queue("persona_writer", json.dumps(untagged))
+    cards, drops = _synthesize(fake_llm, tmp_path, attempts=1)
+    assert [c.name for c in cards] == ["Mara Quinn"] and drops == []  # the repaired answer
+    first, repair = [r for r in fake_llm.requests if r["model"] == "fake-persona_writer"]
+    schema = first["response_format"]["schema"]["properties"]
+    assert "<emotion>" in schema["opening_line"]["pattern"]  # a constrained decoder writes the tags
+    assert "<emotion>" in schema["speaking_examples"]["items"]["pattern"]
+    assert "That JSON is invalid" in repair["messages"][-1]["content"]

@@ -21,9 +21,12 @@ LIN = load_persona_file(ASSETS / "personas" / "lin-xiaoman.yaml")
 E = "<emotion>{}</emotion>".format
 
 
+SAMPLE = sample_seeds(load_seed_variables(ASSETS / "seeds"), 1, seed=0)[0]
+
+
 def simulate(fake_llm, tmp_path, card=LIN, keywords=("咖啡", "猫"), **config):
     client = LLMClient(load_llm_config(fake_llm.write_config(tmp_path / "m.yaml")))
-    sample = sample_seeds(load_seed_variables(ASSETS / "seeds"), 1, seed=0)[0]
+    sample = SAMPLE
     topics = TopicSet(id="topic-x", sample_id=sample.id, keywords=list(keywords))
     sim = DialogueSimulator(
         client,
@@ -105,10 +108,19 @@ def test_the_scene_topic_goes_to_the_character_not_the_user(fake_llm, tmp_path):
     assert LIN.occupation in scene and LIN.specialty in scene  # the topic is chosen for this card
 
 
-def test_topic_keywords_in_another_language_are_not_handed_on(fake_llm, tmp_path):
-    fake_llm.queue("scene_agent", "a rainy-day film", "a rainy-day film")  # English for a Chinese persona
-    dialogue, fake = simulate(fake_llm, tmp_path, keywords=("coffee beans", "猫咪"))
-    assert [t.topic for t in dialogue.turns if t.topic] == ["猫咪"]  # the in-language keyword, once
+def test_an_authored_card_gets_no_keywords_written_for_another_occupation(fake_llm, tmp_path):
+    dialogue, fake = simulate(fake_llm, tmp_path, keywords=("咖啡", "猫"))
+    assert not {"咖啡", "猫"} & {t.topic for t in dialogue.turns}
+    assert all("咖啡, 猫" not in r["messages"][0]["content"] for r in requests(fake, "scene_agent"))
+
+
+def test_the_synthesized_card_gets_its_sample_keywords_in_its_language(fake_llm, tmp_path):
+    own = LIN.model_copy(update={"source": "synthesized", "parent_ids": [SAMPLE.id, "topic-x"]})
+    fake_llm.queue("scene_agent", "a rainy-day film")  # English for a Chinese persona
+    dialogue, fake = simulate(fake_llm, tmp_path, card=own, keywords=("coffee beans", "猫咪"))
+    # the first topic is the sample's in-language keyword; the scene agent's English one is
+    # replaced by an unused in-language keyword, and there is none left
+    assert [t.topic for t in dialogue.turns if t.topic] == ["猫咪"]
     scene = requests(fake, "scene_agent")[0]["messages"][0]["content"]
     assert "猫咪" in scene and "coffee beans" not in scene
 
