@@ -20,7 +20,7 @@ from statistics import mean
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rp_pipeline.core.chat import ChatModel, StructuredOutputError
 from rp_pipeline.core.ids import stable_seed
@@ -71,12 +71,16 @@ class PairVerdict(BaseModel):
 
 
 class Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     role: Literal["character", "user"]
     content: str = Field(min_length=1)
 
 
 class CalibrationItem(BaseModel):
     """A conversation and two replies where a good judge's preference is known."""
+
+    model_config = ConfigDict(extra="forbid")
 
     id: Slug
     persona: Slug
@@ -88,10 +92,13 @@ class CalibrationItem(BaseModel):
 
     @model_validator(mode="after")
     def _shape(self) -> CalibrationItem:
-        if self.conversation[0].role != "character" or self.conversation[-1].role != "user":
-            raise ValueError("conversation starts with the character's opening line and ends with a user turn")
+        roles = [t.role for t in self.conversation]
+        if any(role != ("character", "user")[i % 2] for i, role in enumerate(roles)) or roles[-1] != "user":
+            raise ValueError(f"conversation must alternate character/user, opening line first, user last: {roles}")
         if self.better == self.worse:
             raise ValueError("better and worse are the same reply")
+        if self.tie != (self.category == "near_tie"):
+            raise ValueError("tie: true belongs to near_tie items and only to them")
         return self
 
 

@@ -12,7 +12,7 @@ from dagster import AssetExecutionContext, MetadataValue, Output, PipesSubproces
 from rp_pipeline.core.artifacts import Checkpoint, CorpusArtifact, PairsArtifact
 from rp_pipeline.core.corpus import language_distribution
 from rp_pipeline.core.ids import content_id
-from rp_pipeline.core.profile import TrainingProfile
+from rp_pipeline.core.profile import Profile, TrainingProfile
 from rp_pipeline.defs.resources import LineageResource, PipelineResource
 
 GROUP = "training"
@@ -63,6 +63,18 @@ def run_script(
     return metadata
 
 
+def _shared_settings(profile: Profile) -> dict[str, Any]:
+    """What SFT and DPO are both configured with (the LoRA shape, length, batch, seed)."""
+    training = profile.training
+    return {
+        "lora_r": training.lora_r,
+        "lora_alpha": training.lora_alpha,
+        "max_length": training.max_length,
+        "per_device_train_batch_size": training.batch_size,
+        "seed": profile.seed,
+    }
+
+
 def training_metadata(reported: dict[str, Any]) -> dict[str, Any]:
     history = [loss for _, loss in reported.get("loss_history") or []]
     meta = {k: v for k, v in reported.items() if isinstance(v, int | float | str) and not isinstance(v, bool)}
@@ -104,11 +116,7 @@ def sft_checkpoint(
             "output_dir": str(out / "adapter"),
             "max_steps": training.sft_steps,
             "learning_rate": training.sft_learning_rate,
-            "lora_r": training.lora_r,
-            "lora_alpha": training.lora_alpha,
-            "max_length": training.max_length,
-            "per_device_train_batch_size": training.batch_size,
-            "seed": profile.seed,
+            **_shared_settings(profile),
         },
         out,
     )
@@ -168,11 +176,7 @@ def dpo_checkpoint(
             "max_steps": training.dpo_steps,
             "beta": training.dpo_beta,
             "learning_rate": training.dpo_learning_rate,
-            "lora_r": training.lora_r,
-            "lora_alpha": training.lora_alpha,
-            "max_length": training.max_length,
-            "per_device_train_batch_size": training.batch_size,
-            "seed": profile.seed,
+            **_shared_settings(profile),
         },
         out,
     )

@@ -1,21 +1,20 @@
 """The shipped evaluation assets (issue 12): held-out persona cards, scripted scenarios and the
-judge calibration set load, agree with each other and meet the minimums the issue sets.
-
-The calibration item schema is defined here until the calibration code owns one."""
+judge calibration set load, agree with each other and meet the minimums the issue sets."""
 
 from __future__ import annotations
 
 from collections import Counter
 from functools import cache
-from typing import Literal
 
 import pytest
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from rp_pipeline.core.evaluation import load_scenarios
+from rp_pipeline.core.judging import CalibrationItem
+from rp_pipeline.core.judging import Turn as CalibrationTurn
 from rp_pipeline.core.langid import detect_language
-from rp_pipeline.core.models import NonEmptyStr, PersonaCard, Slug
+from rp_pipeline.core.models import PersonaCard
 from rp_pipeline.core.personas import load_persona_file
 from rp_pipeline.core.reply_format import parse_reply
 from rp_pipeline.core.rules import RuleSet, check_character_reply
@@ -38,50 +37,6 @@ MIN_PER_CATEGORY = {
     "out_of_knowledge": 4,
     "near_tie": 8,
 }
-Category = Literal[
-    "assistant_speak",
-    "code_or_list",
-    "wrong_language",
-    "goodbye",
-    "user_echo",
-    "opening_echo",
-    "stage_direction",
-    "out_of_knowledge",
-    "near_tie",
-]
-
-
-class CalibrationTurn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["character", "user"]
-    content: NonEmptyStr
-
-
-class CalibrationItem(BaseModel):
-    """A conversation and two candidate next replies; `better` is the one a judge must prefer,
-    unless `tie` (a near-tie: both acceptable, no strong preference expected)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: Slug
-    persona: Slug
-    category: Category
-    conversation: list[CalibrationTurn] = Field(min_length=2)
-    better: NonEmptyStr
-    worse: NonEmptyStr
-    tie: bool = False
-
-    @model_validator(mode="after")
-    def _shape(self) -> CalibrationItem:
-        roles = [t.role for t in self.conversation]
-        if any(role != ("character", "user")[i % 2] for i, role in enumerate(roles)) or roles[-1] != "user":
-            raise ValueError(f"conversation must alternate character/user, opening line first, user last: {roles}")
-        if self.better == self.worse:
-            raise ValueError("better and worse are the same reply")
-        if self.tie != (self.category == "near_tie"):
-            raise ValueError("tie: true belongs to near_tie items and only to them")
-        return self
 
 
 @cache
