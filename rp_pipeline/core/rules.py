@@ -151,15 +151,17 @@ def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(bounded(p) for p in ordered) or r"(?!)", re.IGNORECASE)
 
 
-def visible_text(raw: str) -> str:
-    """The reply without tags or emotion labels (a label is markup, not words)."""
-    return _TAG.sub("", _EMOTION_LABEL.sub("", raw)).strip()
+def visible_text(raw: str, sep: str = "") -> str:
+    """The reply without tags or emotion labels (a label is markup, not words). The rules pass
+    `sep="\n"` so that clauses stay apart: "Vale<emotion>happy</emotion>Hasta mañana" holds the
+    words "Vale" and "Hasta", not "ValeHasta", and 昨晚<tag>安静 no 晚安."""
+    return _TAG.sub(sep, _EMOTION_LABEL.sub(sep, raw)).strip()
 
 
-def spoken_text(raw: str) -> str:
+def spoken_text(raw: str, sep: str = "") -> str:
     """What the character says: the visible text without the image prompt (prompts are often
     written in English whatever the persona speaks, so they are never judged for language)."""
-    return visible_text(_IMAGE_BLOCK.sub("", raw))
+    return visible_text(_IMAGE_BLOCK.sub("", raw), sep)
 
 
 def is_stage_direction(fragment: str) -> bool:
@@ -272,7 +274,7 @@ def check_character_reply(
     if not raw.strip():
         return [Violation(code="empty")]
     found: list[Violation] = []
-    text = visible_text(raw)
+    text = visible_text(raw, "\n")
     if detail := _echo_detail(raw, last_user, opening_line, previous_replies):
         found.append(Violation(code="echo", detail=detail))
     if prefix := find_name_prefix(text, character_name, rules.not_names):
@@ -304,7 +306,7 @@ def check_character_reply(
         found.append(Violation(code="language_name", detail=phrase))
     if phrase := rules.find("goodbye", text):
         found.append(Violation(code="goodbye", detail=phrase))
-    if violation := _language_violation(spoken_text(raw), language):
+    if violation := _language_violation(spoken_text(raw, "\n"), language):
         found.append(violation)
     return found
 
@@ -321,25 +323,28 @@ def check_user_turn(text: str, language: str, rules: RuleSet, *, last_character:
         found.append(Violation(code="user_markup", detail=match.group(0)))
     elif word := find_label_word(text, language):
         found.append(Violation(code="user_markup", detail=f"label word {word!r}"))
-    if detail := find_degenerate(text):
-        found.append(Violation(code="user_degenerate", detail=detail))
+    if degenerate := find_degenerate(text):
+        found.append(Violation(code="user_degenerate", detail=degenerate))
     if last_character is not None and is_echo(text, last_character):
         found.append(Violation(code="user_echo", detail="repeats the character's reply"))
-    plain = visible_text(text)
+    plain = visible_text(text, "\n")
     if detail := assistant_speak(text, plain, rules):
         found.append(Violation(code="user_assistant_speak", detail=detail))
-    if detail := _user_language(plain, language):
+    # a repeated letter or keyboard mash is in no language: lingua would name one at random
+    if not degenerate and (detail := _user_language(plain, language)):
         found.append(Violation(code="user_wrong_language", detail=detail))
     return found
 
 
 USER_LANGUAGE_CONFIDENCE = 0.5  # lingua's confidence in another language of the same script
+USER_LANGUAGE_MIN_WORDS = 2  # "Okay", "Merci", "Pizza": one word of our script is too short to judge
 
 
 def _user_language(plain: str, language: str) -> str | None:
     """Why a user turn is not in the dialogue's language, or None. Users write short, loose
     lines ("my password is ••••" reads as Italian to lingua), so a language sharing our
-    script must be named with confidence; another script must hold most of the letters."""
+    script must be named with confidence in two words or more ("Okay" reads as Turkish);
+    another script must hold most of the letters."""
     if in_own_script(plain, language):
         return None
     detected = detect_language(plain)
@@ -347,7 +352,9 @@ def _user_language(plain: str, language: str) -> str | None:
         if not scripts_of(detected) & scripts_of(language):
             if script_share(plain, language) <= 0.5:
                 return f"detected {detected}, expected {language}"
-        elif other := confidently_other(plain, language, USER_LANGUAGE_CONFIDENCE):
+        elif len(plain.split()) >= USER_LANGUAGE_MIN_WORDS and (
+            other := confidently_other(plain, language, USER_LANGUAGE_CONFIDENCE)
+        ):
             return f"detected {other}, expected {language}"
     if span := find_mixed_span(plain, language):
         return f"mixed: {span[:40]}"

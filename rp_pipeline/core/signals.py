@@ -92,6 +92,9 @@ def find_label_word(text: str, language: str) -> str | None:
 DEGENERATE_RUN_CHARS = 16  # a unit repeated over this many letters: "うううう…", "asdasdasd…"
 DEGENERATE_MIN_REPEATS = 6
 _REPEATED_UNIT = regex.compile(rf"(.{{1,3}}?)\1{{{DEGENERATE_MIN_REPEATS - 1},}}")
+# A longer unit ("asdf", "lolz") repeated inside one word: "asdfasdfasdfasdf" is mash, while
+# "very very very very" is words, so spaces break these runs.
+_REPEATED_LONG_UNIT = regex.compile(r"(\w{4,6}?)\1{3,}")
 _KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 KEYBOARD_RUN = 5  # five neighbouring keys in a row: "asdfg", "hjkl;" is one short of it
 NO_VOWEL_WORD = 7  # "sdfghjk": seven Latin letters without a vowel is no word
@@ -100,10 +103,15 @@ NO_VOWEL_WORD = 7  # "sdfghjk": seven Latin letters without a vowel is no word
 def find_degenerate(text: str) -> str | None:
     """A character or syllable repeated far past emphasis, or keyboard mash, or None.
 
-    Laughter and emphasis ("哈哈哈哈", "nooooo") stay under the run length."""
+    Laughter and emphasis ("哈哈哈哈", "nooooo") stay under the run length; a longer unit
+    repeated inside one word ("asdfasdfasdfasdf") counts too."""
     letters = "".join(ch for ch in text.casefold() if ch.isalnum())
     for match in _REPEATED_UNIT.finditer(letters):
         if len(match.group(0)) >= DEGENERATE_RUN_CHARS:
+            return f"{match.group(1)!r} repeated {len(match.group(0)) // len(match.group(1))} times"
+    for word in text.casefold().split():
+        match = _REPEATED_LONG_UNIT.search(word)
+        if match and len(match.group(0)) >= DEGENERATE_RUN_CHARS:
             return f"{match.group(1)!r} repeated {len(match.group(0)) // len(match.group(1))} times"
     for word in regex.findall(r"[a-z0-9]+", text.casefold()):
         for row in _KEYBOARD_ROWS:

@@ -142,8 +142,26 @@ def test_user_turn_codes(code, lang, positive, negative):
     assert user_codes(negative, lang) == set()
 
 
-@pytest.mark.parametrize("lang, text", [("zh", "ok"), ("zh", "哈哈"), ("zh", "😂😂👍"), ("en", "lol"), ("en", "ok!!")])
+@pytest.mark.parametrize(
+    "lang, text",
+    [("zh", "ok"), ("zh", "哈哈"), ("zh", "😂😂👍"), ("en", "lol"), ("en", "ok!!"), ("de", "Okay"), ("en", "Merci")],
+)
 def test_short_neutral_user_turns_are_not_judged(lang, text):
+    """One word of the dialogue's script is too short to name a language ("Okay" reads as Turkish)."""
+    assert user_codes(text, lang) == set()
+
+
+@pytest.mark.parametrize(
+    "lang, text",
+    [("en", "asdfasdfasdfasdf"), ("zh", "qwerqwerqwerqwer"), ("it", "z" * 20), ("zh", "k" * 20)],
+)
+def test_degenerate_user_turns_are_not_judged_for_language(lang, text):
+    """Mash or a repeated letter is degenerate (a repeating mash too), in no language."""
+    assert user_codes(text, lang) == {"user_degenerate"}
+
+
+@pytest.mark.parametrize("lang, text", [("en", "very very very very very good"), ("zh", "好好好，我知道啦")])
+def test_words_said_again_are_not_mash(lang, text):
     assert user_codes(text, lang) == set()
 
 
