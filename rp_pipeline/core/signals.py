@@ -10,6 +10,7 @@ import itertools
 import regex
 
 from rp_pipeline.core.languages import scripts_of
+from rp_pipeline.core.lexicon import lexicon as lexicon_of
 from rp_pipeline.core.models import EMOTIONS
 
 # --- speaker prefix (seed rule 1: no `角色名：` before a reply) ---------------------------
@@ -125,11 +126,15 @@ def find_degenerate(text: str) -> str | None:
 
 # --- structure of an assistant's answer ---------------------------------------------------
 
+_CLAUSE_TAG = regex.compile(r"<emotion>[^<>]*</emotion>")
+
 _STRUCTURE = (
     ("code block", regex.compile(r"```|~~~")),
     ("markdown heading", regex.compile(r"(?m)^\s{0,3}#{1,6}\s+\S")),
     ("bullet list", regex.compile(r"(?m)(?:^\s*[-*•·]\s+\S.*\n){1,}^\s*[-*•·]\s+\S")),
     ("numbered list", regex.compile(r"(?s)(?:^|\s|[：:。])1\s*[.、)）]\s*\S.*?(?:^|\s|[。；;，,])2\s*[.、)）]\s*\S")),
+    # a clause or line that opens with "1." after an introduction is a list, even cut after item 1
+    ("numbered list", regex.compile(r"(?m)(?<=\S[^\n]*\n)^[ \t]*1[.、)）](?!\d)[ \t]*\S")),
     ("bold", regex.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")),
     ("markdown link", regex.compile(r"\[[^\[\]\n]+\]\((?:https?://|www\.|/)[^)\s]*\)")),
     ("url", regex.compile(r"\bhttps?://\S+|\bwww\.[\w-]+\.\w+")),
@@ -140,9 +145,11 @@ _STRUCTURE = (
 def find_structure(raw: str) -> str | None:
     """The name of the first document structure in a turn (code block, heading, list, bold,
     link, URL, table): an assistant's answer, never how a person chats. Kaomoji, `[委屈]`
-    stickers and "1 cup" are not lists."""
+    stickers and "1 cup" are not lists. A clause tag counts as a line break, so a list whose
+    items are clauses (「以下の手順で…<emotion>…</emotion>1. テーマを決める」) is still a list."""
+    text = _CLAUSE_TAG.sub("\n", raw) if "<" in raw else raw
     for name, pattern in _STRUCTURE:
-        if pattern.search(raw):
+        if pattern.search(text):
             return name
     return None
 
@@ -153,15 +160,53 @@ _OPEN_TAG_AT_END = regex.compile(r"<[^<>]*$|<(emotion|prompt|includePerson|img)>
 _EMOTION_TAG = regex.compile(r"<emotion>[^<>]*</emotion>")
 _HYPHEN_CUT = regex.compile(r"\p{L}[-‐]$")
 _LAST_WORD = regex.compile(r"([\p{L}'’]+)$")
+# The last word standing after a space or a hyphen (":p" is a face, not a word).
+_FINAL_WORD = regex.compile(r"(?:^|(?<=[\s-]))([\p{L}'’]+)$")
+_JA_CUT = regex.compile(r"\p{Han}\p{Hiragana}?[っッ]$")  # 終わっ, 言っ: a verb before its ending; あっ/えっ stay
+# Hangul final consonants no word ends on: ㄶ ㅀ ㅆ ㅎ (많, 싫, 있, 좋 are stems waiting for an ending)
+_KO_STEM_FINALS = frozenset({6, 15, 20, 27})
 SPLIT_MIN_CLAUSE = 15  # a word split across a tag only counts after a long clause (a bound cut it)
+SPACELESS = frozenset({"zh", "ja", "th"})  # no spaces between words: dangling words are matched as endings
 
 
-def find_truncation(raw: str, clauses: list[str], dangling: frozenset[str]) -> str | None:
+def _korean_stem(clause: str) -> bool:
+    last = clause[-1:]
+    return "\uac00" <= last <= "\ud7a3" and (ord(last) - 0xAC00) % 28 in _KO_STEM_FINALS
+
+
+def _cut_last_word(clause: str, language: str) -> str | None:
+    """How the last clause ends mid-word, or None: a Japanese verb cut before its ending
+    (終わっ), a Korean stem without its ending (많), or a last word that the language's word
+    list reads as the head of a longer one (mojad, Bremsbel, two d; `core/lexicon`). Names
+    (capitalized, except in German), acronyms and laughter (jajaj, mmmh) are not judged."""
+    if not clause or not clause[-1].isalpha():
+        return None  # punctuation, an emoji or a kaomoji closed the clause
+    if language == "ja" and _JA_CUT.search(clause):
+        return f"clause ends mid-word: {clause[-15:]!r}"
+    if language == "ko" and _korean_stem(clause):
+        return f"clause ends on a stem: {clause[-15:]!r}"
+    if (lexicon := lexicon_of(language)) is None or len(clause.split()) < 2:
+        return None
+    match = _FINAL_WORD.search(clause)
+    if not match:
+        return None
+    word = match.group(1)
+    capitalized = word[:1].isupper() and (language != "de" or len(word) == 1)
+    if capitalized or (word.isupper() and len(word) > 1) or (len(word) >= 4 and len(set(word.casefold())) <= 3):
+        return None
+    after_hyphen = clause[: match.start()].endswith("-")
+    if lexicon.looks_cut(word.casefold().replace("’", "'"), after_hyphen=after_hyphen):
+        return f"clause ends mid-word: {clause[-20:]!r}"
+    return None
+
+
+def find_truncation(raw: str, clauses: list[str], dangling: frozenset[str], language: str | None = None) -> str | None:
     """How a reply was cut short, or None: it ends inside a tag (`…<emoti`, `<emotion>hap`),
     a word runs on across a clause tag (`I'm an AI-compani<emotion>happy</emotion>on app`),
-    or a clause stops on a hyphen or on a word no clause ends on ("the", "and": `dangling`,
-    for languages with spaces between words). `clauses` are the clause texts, tags removed.
-    A CJK clause cut by a bound cannot be told from a short one, so it is not judged."""
+    a clause stops on a hyphen or on a word no clause ends on ("the", "and", 因为: `dangling`),
+    or the last clause ends mid-word (see `_cut_last_word`; given `language`). `clauses` are
+    the clause texts, tags removed. A Chinese clause cut after a whole word (我听说你们下周)
+    or inside one whose head is a word too (一点桂) cannot be told from a finished one."""
     text = raw.rstrip()
     if match := _OPEN_TAG_AT_END.search(text):
         return f"ends inside a tag: {match.group(0)[-20:]!r}"
@@ -174,10 +219,16 @@ def find_truncation(raw: str, clauses: list[str], dangling: frozenset[str]) -> s
         clause = clause.rstrip()
         if _HYPHEN_CUT.search(clause):
             return f"clause ends mid-word: {clause[-15:]!r}"
+        if language in SPACELESS:
+            if ending := next((w for w in dangling if clause.endswith(w) and len(clause) > len(w)), None):
+                return f"clause ends on {ending!r}: {clause[-20:]!r}"
+            continue
         word = _LAST_WORD.search(clause)
         hyphenated = word and clause[: word.start()].endswith("-")  # "Fais-le" ends on a pronoun
         if word and not hyphenated and word.group(1).casefold() in dangling and len(clause.split()) > 1:
             return f"clause ends on {word.group(1)!r}: {clause[-20:]!r}"
+    if clauses and language is not None:
+        return _cut_last_word(clauses[-1].rstrip(), language)
     return None
 
 
