@@ -329,8 +329,10 @@ def check_character_reply(
 def check_user_turn(text: str, language: str, rules: RuleSet, *, last_character: str | None = None) -> list[Violation]:
     """Every way a simulated user turn is garbage that the character should not be trained
     to answer: assistant-speak or a refusal, a degenerate repeat or keyboard mash, a copy of
-    the character's last reply, format tags or emotion label words, another language.
-    Short neutral turns ("ok", "哈哈", an emoji) are too short to judge for language."""
+    the character's last reply (a near-copy of the whole: picking one of the options the
+    character offered, "Une tradition alors", is an answer), format tags or emotion label
+    words, another language. Short neutral turns ("ok", "哈哈", an emoji) are too short to
+    judge for language."""
     if not text.strip():
         return [Violation(code="empty", detail="user turn")]
     found: list[Violation] = []
@@ -340,7 +342,7 @@ def check_user_turn(text: str, language: str, rules: RuleSet, *, last_character:
         found.append(Violation(code="user_markup", detail=f"label word {word!r}"))
     if degenerate := find_degenerate(text):
         found.append(Violation(code="user_degenerate", detail=degenerate))
-    if last_character is not None and is_echo(text, last_character):
+    if last_character is not None and is_near_copy(text, last_character):
         found.append(Violation(code="user_echo", detail="repeats the character's reply"))
     plain = visible_text(text, "\n")
     if detail := assistant_speak(text, plain, rules):

@@ -10,6 +10,7 @@ import itertools
 import regex
 
 from rp_pipeline.core.languages import scripts_of
+from rp_pipeline.core.lexicon import UNKNOWN_WORD
 from rp_pipeline.core.lexicon import lexicon as lexicon_of
 from rp_pipeline.core.models import EMOTIONS
 
@@ -162,6 +163,8 @@ _HYPHEN_CUT = regex.compile(r"\p{L}[-‐]$")
 _LAST_WORD = regex.compile(r"([\p{L}'’]+)$")
 # The last word standing after a space or a hyphen (":p" is a face, not a word).
 _FINAL_WORD = regex.compile(r"(?:^|(?<=[\s-]))([\p{L}'’]+)$")
+# Laughter and sounds, no words: a syllable said again (jajaj, hehe, lolol) or a letter held (brrr, mmmh)
+_LAUGHTER = regex.compile(r"^(\p{L}{1,2}?)\1+\p{L}?$|(\p{L})\2\2")
 _JA_CUT = regex.compile(r"\p{Han}\p{Hiragana}?[っッ]$")  # 終わっ, 言っ: a verb before its ending; あっ/えっ stay
 # Hangul final consonants no word ends on: ㄶ ㅀ ㅆ ㅎ (많, 싫, 있, 좋 are stems waiting for an ending)
 _KO_STEM_FINALS = frozenset({6, 15, 20, 27})
@@ -192,12 +195,30 @@ def _cut_last_word(clause: str, language: str) -> str | None:
         return None
     word = match.group(1)
     capitalized = word[:1].isupper() and (language != "de" or len(word) == 1)
-    if capitalized or (word.isupper() and len(word) > 1) or (len(word) >= 4 and len(set(word.casefold())) <= 3):
+    if capitalized or (word.isupper() and len(word) > 1) or _LAUGHTER.search(word.casefold()):
         return None
     after_hyphen = clause[: match.start()].endswith("-")
     if lexicon.looks_cut(word.casefold().replace("’", "'"), after_hyphen=after_hyphen):
         return f"clause ends mid-word: {clause[-20:]!r}"
     return None
+
+
+def _split_word(before: str, after: str, language: str | None) -> bool:
+    """`…AI-compani` + `on app` is one word split by a tag: the two halves make a word, or the
+    first half reads as cut. `…blueberry scone left` + `and two croissants` is two clauses.
+    Without a word list (or a language) the shape alone decides."""
+    lexicon = lexicon_of(language) if language is not None else None
+    if lexicon is None:
+        return True
+    head = _FINAL_WORD.search(before.rstrip())
+    tail = regex.match(r"\p{L}+", after)
+    if not head or not tail:
+        return True
+    left = head.group(1).casefold()
+    after_hyphen = before.rstrip()[: head.start()].endswith("-")
+    return lexicon.frequency(left + tail.group(0).casefold()) >= UNKNOWN_WORD or lexicon.looks_cut(
+        left, after_hyphen=after_hyphen
+    )
 
 
 def find_truncation(raw: str, clauses: list[str], dangling: frozenset[str], language: str | None = None) -> str | None:
@@ -213,7 +234,7 @@ def find_truncation(raw: str, clauses: list[str], dangling: frozenset[str], lang
     parts = _EMOTION_TAG.split(text)
     for before, after in itertools.pairwise(parts):
         cut = regex.search(r"\p{L}{3}$", before) and regex.match(r"\p{Ll}", after)
-        if cut and len(before.strip()) >= SPLIT_MIN_CLAUSE:
+        if cut and len(before.strip()) >= SPLIT_MIN_CLAUSE and _split_word(before, after, language):
             return f"word split across a tag: {before.split()[-1]}|{after.split()[0]}"
     for clause in clauses:
         clause = clause.rstrip()
@@ -242,7 +263,7 @@ SELF_REPEAT_SIMILARITY = 0.8
 _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 
 
-def _weight(key: str) -> int:
+def letter_weight(key: str) -> int:
     """Letters, a CJK character counting as two (it carries about a word)."""
     return len(key) + len(_CJK.findall(key))
 
@@ -253,14 +274,23 @@ def _bigram_similarity(a: str, b: str) -> float:
     return len(grams_a & grams_b) / len(grams_a | grams_b)
 
 
+SELF_REPEAT_CLAUSE_WEIGHT = 5  # a whole tagged clause said again at once: 桂花拿铁, ¡Qué va!
+
+
 def find_self_repeat(visible: str) -> str | None:
-    """The clause or sentence a reply says twice (same letters, or nearly), or a run of letters
-    repeated back to back ("今天天气真好今天天气真好"); short interjections ("哈哈！哈哈！",
-    "No, no") are emphasis and stay. `visible` is the reply with its tags."""
+    """The clause or sentence a reply says twice (same letters, or nearly), a whole tagged
+    clause said again right after itself (桂花拿铁<emotion>…</emotion>桂花拿铁, a stutter of
+    generation, shorter), or a run of letters repeated back to back ("今天天气真好今天天气真好");
+    short interjections inside a clause ("哈哈！哈哈！", "No, no") and laughter are emphasis and
+    stay. `visible` is the reply with its tags."""
+    clauses = [(c.strip(), "".join(ch for ch in c.casefold() if ch.isalnum())) for c in _EMOTION_TAG.split(visible)]
+    for (_, before), (text, after) in itertools.pairwise(clauses):
+        if before == after and letter_weight(before) >= SELF_REPEAT_CLAUSE_WEIGHT and len(set(before)) > 2:
+            return text[:40]
     keys = []
     for piece in _CLAUSE_BREAK.split(visible):
         key = "".join(ch for ch in piece.casefold() if ch.isalnum())
-        if _weight(key) >= SELF_REPEAT_WEIGHT:
+        if letter_weight(key) >= SELF_REPEAT_WEIGHT:
             keys.append((key, piece.strip()))
     for j, (key, piece) in enumerate(keys):
         for earlier, _ in keys[:j]:
@@ -268,6 +298,6 @@ def find_self_repeat(visible: str) -> str | None:
                 return piece[:40]
     letters = "".join(ch for ch in _CLAUSE_BREAK.sub("", visible).casefold() if ch.isalnum())
     for match in regex.finditer(r"(.{5,}?)\1", letters):
-        if _weight(match.group(1)) >= SELF_REPEAT_WEIGHT and len(set(match.group(1))) > 2:
+        if letter_weight(match.group(1)) >= SELF_REPEAT_WEIGHT and len(set(match.group(1))) > 2:
             return match.group(1)[:40]
     return None

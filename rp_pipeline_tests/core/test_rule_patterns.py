@@ -112,6 +112,11 @@ CASES = [
     ("language_name", "zh", "我们还是中文聊天吧", "中文聊天", ["我超爱吃法国菜"]),
     ("language_name", "en", "Can you say that in English?", "in English", ["I'm learning French at night school"]),
     ("language_name", "en", "I can speak Chinese, you know", "speak Chinese", ["Chinese food is my favorite"]),
+    # the verb last (de, ja, ko) and по-английски (not the idiom уйти по-английски)
+    ("language_name", "de", "Ich kann auch Englisch sprechen", "Englisch sprechen", ["Mein Deutschlehrer war streng"]),
+    ("language_name", "ja", "日本語で話してね", "日本語で話", ["英語の先生になりたいな"]),
+    ("language_name", "ko", "중국어도 좀 할 수 있어요", "중국어도 좀 할 수 있", ["일본어 학원에 다녀요"]),
+    ("language_name", "ru", "Я понимаю по-французски", "по-французски", ["Он ушёл по-английски"]),
     # truncation: inside a tag, a word run across a tag, a clause on a hyphen or a dangling word
     ("truncated", "zh", "今天天气真不错，我们去<emoti", "ends inside a tag", ["今天天气真不错，我们去公园吧"]),
     ("truncated", "zh", "今天天气真不错<emotion>hap", "ends inside a tag", ["今天天气真不错" + E("happy")]),
@@ -195,6 +200,21 @@ CASES = [
     ("self_repeat", "zh", "今天天气真好今天天气真好", "今天天气真好", ["哈哈！哈哈！", "我好想你，我好想你呀"]),
     ("self_repeat", "zh", "你吃饭了吗？你吃饭了吗？", "你吃饭了吗", ["你吃饭了吗？吃的什么？"]),
     ("self_repeat", "en", "I love cats so much. I love cats so much!", "I love cats so much", ["Really? Really?"]),
+    # a whole tagged clause said again at once, short as it may be; laughter stays
+    (
+        "self_repeat",
+        "zh",
+        "桂花拿铁" + E("happy") + "桂花拿铁" + E("happy"),
+        "桂花拿铁",
+        ["哈哈" + E("happy") + "哈哈" + E("happy"), "桂花拿铁" + E("happy") + "秋天限定" + E("happy")],
+    ),
+    (
+        "self_repeat",
+        "en",
+        "No way" + E("surprised") + "No way" + E("surprised"),
+        "No way",
+        ["No, no, no way" + E("surprised"), "Haha" + E("happy") + "so funny" + E("happy")],
+    ),
 ]
 
 

@@ -199,3 +199,19 @@ def test_words_said_again_are_not_mash(lang, text):
 def test_a_user_turn_copying_the_character_is_user_echo(lang, character, copy, answer):
     assert "user_echo" in user_codes(copy, lang, last_character=character)
     assert user_codes(answer, lang, last_character=character) == set()
+
+
+@pytest.mark.parametrize(
+    "lang, character, choice",
+    [
+        ("zh", "还剩一个桂花蛋糕" + E("neutral") + "和两个抹茶卷" + E("neutral"), "那要桂花蛋糕吧"),
+        (
+            "en",
+            "I have one sourdough loaf left" + E("neutral") + "and two baguettes" + E("neutral"),
+            "The sourdough loaf then",
+        ),
+    ],
+)
+def test_a_user_picking_what_the_character_offered_is_no_echo(lang, character, choice):
+    """The user names one of the options: a shared phrase, not a copy of the reply."""
+    assert user_codes(choice, lang, last_character=character) == set()
