@@ -26,7 +26,7 @@ from rp_pipeline.core.langid import (
 )
 from rp_pipeline.core.languages import scripts_of
 from rp_pipeline.core.models import Violation
-from rp_pipeline.core.reply_format import ReplyFormatError, parse_reply
+from rp_pipeline.core.reply_format import MAX_CHARS, MAX_CHARS_WITH_IMAGE, ReplyFormatError, parse_reply
 from rp_pipeline.core.signals import (
     find_degenerate,
     find_label_word,
@@ -302,6 +302,9 @@ def check_character_reply(
             found.append(Violation(code="too_long", detail=f"{len(reply.text)} > {reply.char_limit} chars"))
     except ReplyFormatError as exc:
         found.append(Violation(code="bad_format", detail=str(exc)))
+        # a reply that cannot be parsed is still read by the user: its length counts too
+        if (length := len(visible_text(raw))) > (MAX_CHARS_WITH_IMAGE if "<img>" in raw else MAX_CHARS):
+            found.append(Violation(code="too_long", detail=f"{length} chars, unparsed"))
     else:
         if word := next(filter(None, (find_label_word(c, language) for c in clauses)), None):
             found.append(Violation(code="bad_format", detail=f"label word {word!r} outside a tag"))

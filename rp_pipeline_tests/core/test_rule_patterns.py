@@ -248,3 +248,11 @@ def test_code_is_no_stage_direction_and_an_address_is_in_no_language():
     assert "stage_direction" not in found("当然可以！\nprint('你好')", "zh")
     assert "stage_direction" in found("好呀（笑着说）", "zh")
     assert "lang_mix" not in found("更多攻略请访问 https://example.com/guide-for-beginners", "zh")
+
+
+def test_an_unparsed_reply_is_judged_for_length_too():
+    long_list = "Sure! Here's the recipe:\n1. Mix the flour and water\n2. Add the starter\n3. Rest it"
+    codes = {v.code for v in check_character_reply(long_list, "en", RULES)}
+    assert {"bad_format", "too_long"} <= codes
+    short = {v.code for v in check_character_reply("今天好累啊", "zh", RULES)}
+    assert "bad_format" in short and "too_long" not in short
