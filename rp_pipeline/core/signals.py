@@ -10,6 +10,8 @@ import itertools
 import regex
 
 from rp_pipeline.core.languages import scripts_of
+from rp_pipeline.core.lexicon import UNKNOWN_WORD
+from rp_pipeline.core.lexicon import lexicon as lexicon_of
 from rp_pipeline.core.models import EMOTIONS
 
 # --- speaker prefix (seed rule 1: no `角色名：` before a reply) ---------------------------
@@ -92,6 +94,9 @@ def find_label_word(text: str, language: str) -> str | None:
 DEGENERATE_RUN_CHARS = 16  # a unit repeated over this many letters: "うううう…", "asdasdasd…"
 DEGENERATE_MIN_REPEATS = 6
 _REPEATED_UNIT = regex.compile(rf"(.{{1,3}}?)\1{{{DEGENERATE_MIN_REPEATS - 1},}}")
+# A longer unit ("asdf", "lolz") repeated inside one word: "asdfasdfasdfasdf" is mash, while
+# "very very very very" is words, so spaces break these runs.
+_REPEATED_LONG_UNIT = regex.compile(r"(\w{4,6}?)\1{3,}")
 _KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 KEYBOARD_RUN = 5  # five neighbouring keys in a row: "asdfg", "hjkl;" is one short of it
 NO_VOWEL_WORD = 7  # "sdfghjk": seven Latin letters without a vowel is no word
@@ -100,10 +105,15 @@ NO_VOWEL_WORD = 7  # "sdfghjk": seven Latin letters without a vowel is no word
 def find_degenerate(text: str) -> str | None:
     """A character or syllable repeated far past emphasis, or keyboard mash, or None.
 
-    Laughter and emphasis ("哈哈哈哈", "nooooo") stay under the run length."""
+    Laughter and emphasis ("哈哈哈哈", "nooooo") stay under the run length; a longer unit
+    repeated inside one word ("asdfasdfasdfasdf") counts too."""
     letters = "".join(ch for ch in text.casefold() if ch.isalnum())
     for match in _REPEATED_UNIT.finditer(letters):
         if len(match.group(0)) >= DEGENERATE_RUN_CHARS:
+            return f"{match.group(1)!r} repeated {len(match.group(0)) // len(match.group(1))} times"
+    for word in text.casefold().split():
+        match = _REPEATED_LONG_UNIT.search(word)
+        if match and len(match.group(0)) >= DEGENERATE_RUN_CHARS:
             return f"{match.group(1)!r} repeated {len(match.group(0)) // len(match.group(1))} times"
     for word in regex.findall(r"[a-z0-9]+", text.casefold()):
         for row in _KEYBOARD_ROWS:
@@ -117,11 +127,15 @@ def find_degenerate(text: str) -> str | None:
 
 # --- structure of an assistant's answer ---------------------------------------------------
 
+_CLAUSE_TAG = regex.compile(r"<emotion>[^<>]*</emotion>")
+
 _STRUCTURE = (
     ("code block", regex.compile(r"```|~~~")),
     ("markdown heading", regex.compile(r"(?m)^\s{0,3}#{1,6}\s+\S")),
     ("bullet list", regex.compile(r"(?m)(?:^\s*[-*•·]\s+\S.*\n){1,}^\s*[-*•·]\s+\S")),
     ("numbered list", regex.compile(r"(?s)(?:^|\s|[：:。])1\s*[.、)）]\s*\S.*?(?:^|\s|[。；;，,])2\s*[.、)）]\s*\S")),
+    # a clause or line that opens with "1." after an introduction is a list, even cut after item 1
+    ("numbered list", regex.compile(r"(?m)(?<=\S[^\n]*\n)^[ \t]*1[.、)）](?!\d)[ \t]*\S")),
     ("bold", regex.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")),
     ("markdown link", regex.compile(r"\[[^\[\]\n]+\]\((?:https?://|www\.|/)[^)\s]*\)")),
     ("url", regex.compile(r"\bhttps?://\S+|\bwww\.[\w-]+\.\w+")),
@@ -132,9 +146,11 @@ _STRUCTURE = (
 def find_structure(raw: str) -> str | None:
     """The name of the first document structure in a turn (code block, heading, list, bold,
     link, URL, table): an assistant's answer, never how a person chats. Kaomoji, `[委屈]`
-    stickers and "1 cup" are not lists."""
+    stickers and "1 cup" are not lists. A clause tag counts as a line break, so a list whose
+    items are clauses (「以下の手順で…<emotion>…</emotion>1. テーマを決める」) is still a list."""
+    text = _CLAUSE_TAG.sub("\n", raw) if "<" in raw else raw
     for name, pattern in _STRUCTURE:
-        if pattern.search(raw):
+        if pattern.search(text):
             return name
     return None
 
@@ -145,31 +161,95 @@ _OPEN_TAG_AT_END = regex.compile(r"<[^<>]*$|<(emotion|prompt|includePerson|img)>
 _EMOTION_TAG = regex.compile(r"<emotion>[^<>]*</emotion>")
 _HYPHEN_CUT = regex.compile(r"\p{L}[-‐]$")
 _LAST_WORD = regex.compile(r"([\p{L}'’]+)$")
+# The last word standing after a space or a hyphen (":p" is a face, not a word).
+_FINAL_WORD = regex.compile(r"(?:^|(?<=[\s-]))([\p{L}'’]+)$")
+# Laughter and sounds, no words: a syllable said again (jajaj, hehe, lolol) or a letter held (brrr, mmmh)
+_LAUGHTER = regex.compile(r"^(\p{L}{1,2}?)\1+\p{L}?$|(\p{L})\2\2")
+_JA_CUT = regex.compile(r"\p{Han}\p{Hiragana}?[っッ]$")  # 終わっ, 言っ: a verb before its ending; あっ/えっ stay
+# Hangul final consonants no word ends on: ㄶ ㅀ ㅆ ㅎ (많, 싫, 있, 좋 are stems waiting for an ending)
+_KO_STEM_FINALS = frozenset({6, 15, 20, 27})
 SPLIT_MIN_CLAUSE = 15  # a word split across a tag only counts after a long clause (a bound cut it)
+SPACELESS = frozenset({"zh", "ja", "th"})  # no spaces between words: dangling words are matched as endings
 
 
-def find_truncation(raw: str, clauses: list[str], dangling: frozenset[str]) -> str | None:
+def _korean_stem(clause: str) -> bool:
+    last = clause[-1:]
+    return "\uac00" <= last <= "\ud7a3" and (ord(last) - 0xAC00) % 28 in _KO_STEM_FINALS
+
+
+def _cut_last_word(clause: str, language: str) -> str | None:
+    """How the last clause ends mid-word, or None: a Japanese verb cut before its ending
+    (終わっ), a Korean stem without its ending (많), or a last word that the language's word
+    list reads as the head of a longer one (mojad, Bremsbel, two d; `core/lexicon`). Names
+    (capitalized, except in German), acronyms and laughter (jajaj, mmmh) are not judged."""
+    if not clause or not clause[-1].isalpha():
+        return None  # punctuation, an emoji or a kaomoji closed the clause
+    if language == "ja" and _JA_CUT.search(clause):
+        return f"clause ends mid-word: {clause[-15:]!r}"
+    if language == "ko" and _korean_stem(clause):
+        return f"clause ends on a stem: {clause[-15:]!r}"
+    if (lexicon := lexicon_of(language)) is None or len(clause.split()) < 2:
+        return None
+    match = _FINAL_WORD.search(clause)
+    if not match:
+        return None
+    word = match.group(1)
+    capitalized = word[:1].isupper() and (language != "de" or len(word) == 1)
+    if capitalized or (word.isupper() and len(word) > 1) or _LAUGHTER.search(word.casefold()):
+        return None
+    after_hyphen = clause[: match.start()].endswith("-")
+    if lexicon.looks_cut(word.casefold().replace("’", "'"), after_hyphen=after_hyphen):
+        return f"clause ends mid-word: {clause[-20:]!r}"
+    return None
+
+
+def _split_word(before: str, after: str, language: str | None) -> bool:
+    """`…AI-compani` + `on app` is one word split by a tag: the two halves make a word, or the
+    first half reads as cut. `…blueberry scone left` + `and two croissants` is two clauses.
+    Without a word list (or a language) the shape alone decides."""
+    lexicon = lexicon_of(language) if language is not None else None
+    if lexicon is None:
+        return True
+    head = _FINAL_WORD.search(before.rstrip())
+    tail = regex.match(r"\p{L}+", after)
+    if not head or not tail:
+        return True
+    left = head.group(1).casefold()
+    after_hyphen = before.rstrip()[: head.start()].endswith("-")
+    return lexicon.frequency(left + tail.group(0).casefold()) >= UNKNOWN_WORD or lexicon.looks_cut(
+        left, after_hyphen=after_hyphen
+    )
+
+
+def find_truncation(raw: str, clauses: list[str], dangling: frozenset[str], language: str | None = None) -> str | None:
     """How a reply was cut short, or None: it ends inside a tag (`…<emoti`, `<emotion>hap`),
     a word runs on across a clause tag (`I'm an AI-compani<emotion>happy</emotion>on app`),
-    or a clause stops on a hyphen or on a word no clause ends on ("the", "and": `dangling`,
-    for languages with spaces between words). `clauses` are the clause texts, tags removed.
-    A CJK clause cut by a bound cannot be told from a short one, so it is not judged."""
+    a clause stops on a hyphen or on a word no clause ends on ("the", "and", 因为: `dangling`),
+    or the last clause ends mid-word (see `_cut_last_word`; given `language`). `clauses` are
+    the clause texts, tags removed. A Chinese clause cut after a whole word (我听说你们下周)
+    or inside one whose head is a word too (一点桂) cannot be told from a finished one."""
     text = raw.rstrip()
     if match := _OPEN_TAG_AT_END.search(text):
         return f"ends inside a tag: {match.group(0)[-20:]!r}"
     parts = _EMOTION_TAG.split(text)
     for before, after in itertools.pairwise(parts):
         cut = regex.search(r"\p{L}{3}$", before) and regex.match(r"\p{Ll}", after)
-        if cut and len(before.strip()) >= SPLIT_MIN_CLAUSE:
+        if cut and len(before.strip()) >= SPLIT_MIN_CLAUSE and _split_word(before, after, language):
             return f"word split across a tag: {before.split()[-1]}|{after.split()[0]}"
     for clause in clauses:
         clause = clause.rstrip()
         if _HYPHEN_CUT.search(clause):
             return f"clause ends mid-word: {clause[-15:]!r}"
+        if language in SPACELESS:
+            if ending := next((w for w in dangling if clause.endswith(w) and len(clause) > len(w)), None):
+                return f"clause ends on {ending!r}: {clause[-20:]!r}"
+            continue
         word = _LAST_WORD.search(clause)
         hyphenated = word and clause[: word.start()].endswith("-")  # "Fais-le" ends on a pronoun
         if word and not hyphenated and word.group(1).casefold() in dangling and len(clause.split()) > 1:
             return f"clause ends on {word.group(1)!r}: {clause[-20:]!r}"
+    if clauses and language is not None:
+        return _cut_last_word(clauses[-1].rstrip(), language)
     return None
 
 
@@ -183,7 +263,7 @@ SELF_REPEAT_SIMILARITY = 0.8
 _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 
 
-def _weight(key: str) -> int:
+def letter_weight(key: str) -> int:
     """Letters, a CJK character counting as two (it carries about a word)."""
     return len(key) + len(_CJK.findall(key))
 
@@ -194,14 +274,23 @@ def _bigram_similarity(a: str, b: str) -> float:
     return len(grams_a & grams_b) / len(grams_a | grams_b)
 
 
+SELF_REPEAT_CLAUSE_WEIGHT = 5  # a whole tagged clause said again at once: 桂花拿铁, ¡Qué va!
+
+
 def find_self_repeat(visible: str) -> str | None:
-    """The clause or sentence a reply says twice (same letters, or nearly), or a run of letters
-    repeated back to back ("今天天气真好今天天气真好"); short interjections ("哈哈！哈哈！",
-    "No, no") are emphasis and stay. `visible` is the reply with its tags."""
+    """The clause or sentence a reply says twice (same letters, or nearly), a whole tagged
+    clause said again right after itself (桂花拿铁<emotion>…</emotion>桂花拿铁, a stutter of
+    generation, shorter), or a run of letters repeated back to back ("今天天气真好今天天气真好");
+    short interjections inside a clause ("哈哈！哈哈！", "No, no") and laughter are emphasis and
+    stay. `visible` is the reply with its tags."""
+    clauses = [(c.strip(), "".join(ch for ch in c.casefold() if ch.isalnum())) for c in _EMOTION_TAG.split(visible)]
+    for (_, before), (text, after) in itertools.pairwise(clauses):
+        if before == after and letter_weight(before) >= SELF_REPEAT_CLAUSE_WEIGHT and len(set(before)) > 2:
+            return text[:40]
     keys = []
     for piece in _CLAUSE_BREAK.split(visible):
         key = "".join(ch for ch in piece.casefold() if ch.isalnum())
-        if _weight(key) >= SELF_REPEAT_WEIGHT:
+        if letter_weight(key) >= SELF_REPEAT_WEIGHT:
             keys.append((key, piece.strip()))
     for j, (key, piece) in enumerate(keys):
         for earlier, _ in keys[:j]:
@@ -209,6 +298,6 @@ def find_self_repeat(visible: str) -> str | None:
                 return piece[:40]
     letters = "".join(ch for ch in _CLAUSE_BREAK.sub("", visible).casefold() if ch.isalnum())
     for match in regex.finditer(r"(.{5,}?)\1", letters):
-        if _weight(match.group(1)) >= SELF_REPEAT_WEIGHT and len(set(match.group(1))) > 2:
+        if letter_weight(match.group(1)) >= SELF_REPEAT_WEIGHT and len(set(match.group(1))) > 2:
             return match.group(1)[:40]
     return None

@@ -103,6 +103,24 @@ def test_goodbye_and_assistant_speak_fire_and_ordinary_speech_passes(lang):
         ("en", "See you tomorrow"),
         ("en", "I have to go"),
         ("en", "Have a good night"),
+        # leaving and "see you next time" as families, in every seed language
+        ("zh", "那我先走了，下周见"),
+        ("en", "I'd better get going, see you next week"),
+        ("es", "Buenas noches, cariño"),
+        ("es", "Bueno, ya me voy"),
+        ("ja", "じゃ、また来週！"),
+        ("ko", "다음 주에 봐요"),
+        ("fr", "Allez, à la semaine prochaine"),
+        ("de", "Bis nächste Woche!"),
+        ("pt", "Até a próxima, querida"),
+        ("ru", "До следующей недели!"),
+        ("it", "Alla prossima, cara"),
+        ("id", "Sampai minggu depan ya"),
+        ("vi", "Thôi mình đi đây"),
+        ("th", "แล้วพบกันใหม่นะ"),
+        ("tr", "Kendine iyi bak"),
+        ("ar", "ليلة سعيدة"),
+        ("hi", "अब मैं चलता हूँ"),
     ],
 )
 def test_seed_goodbyes_fire(lang, text):
@@ -122,6 +140,17 @@ def test_seed_goodbyes_fire(lang, text):
         ("en", "It was a good night out with the girls"),
         ("en", "I have to go to work early tomorrow, sadly"),
         ("en", "My grandma's goodbyes last an hour"),
+        # 晚 ending one word before a word starting with 安 is no 晚安
+        ("zh", "昨晚安静得有点吓人"),
+        ("zh", "今晚安排得满满的"),
+        # saying goodbye TO someone or something is narration
+        ("en", "We said goodbye to our old car last week"),
+        ("en", "She waves bye-bye to every ferry"),
+        ("es", "Le dije adiós al azúcar hace un año"),
+        ("fr", "J'ai dit au revoir à mon vieux vélo"),
+        ("pt", "Eu disse adeus ao meu carro velho"),
+        ("es", "¡Qué buenas noches aquellas en Sevilla!"),
+        ("zh", "我们跟老房子说了再见"),
     ],
 )
 def test_words_that_contain_a_goodbye_do_not_fire(lang, text):

@@ -112,6 +112,11 @@ CASES = [
     ("language_name", "zh", "我们还是中文聊天吧", "中文聊天", ["我超爱吃法国菜"]),
     ("language_name", "en", "Can you say that in English?", "in English", ["I'm learning French at night school"]),
     ("language_name", "en", "I can speak Chinese, you know", "speak Chinese", ["Chinese food is my favorite"]),
+    # the verb last (de, ja, ko) and по-английски (not the idiom уйти по-английски)
+    ("language_name", "de", "Ich kann auch Englisch sprechen", "Englisch sprechen", ["Mein Deutschlehrer war streng"]),
+    ("language_name", "ja", "日本語で話してね", "日本語で話", ["英語の先生になりたいな"]),
+    ("language_name", "ko", "중국어도 좀 할 수 있어요", "중국어도 좀 할 수 있", ["일본어 학원에 다녀요"]),
+    ("language_name", "ru", "Я понимаю по-французски", "по-французски", ["Он ушёл по-английски"]),
     # truncation: inside a tag, a word run across a tag, a clause on a hyphen or a dangling word
     ("truncated", "zh", "今天天气真不错，我们去<emoti", "ends inside a tag", ["今天天气真不错，我们去公园吧"]),
     ("truncated", "zh", "今天天气真不错<emotion>hap", "ends inside a tag", ["今天天气真不错" + E("happy")]),
@@ -136,10 +141,80 @@ CASES = [
         "ends mid-word",
         ["We went to a well-known bar" + E("happy")],
     ),
+    # a last word that the word list reads as the head of a longer one (core/lexicon); a real
+    # word, a name, a face and laughter stay
+    (
+        "truncated",
+        "en",
+        "We stayed there for three w" + E("neutral"),
+        "ends mid-word",
+        ["We stayed there for three weeks", "I met Xochitl", "That's so funny :p", "Let's grab some tacos"],
+    ),
+    ("truncated", "en", "Hello! I'm an AI-compani", "ends mid-word", ["It's a well-known bar"]),
+    ("truncated", "de", "Ich brauche neue Bremsschei", "ends mid-word", ["Ich brauche neue Bremsen"]),
+    ("truncated", "fr", "J'ai acheté des croissa", "ends mid-word", ["Lyon a gagné trois à un"]),
+    ("truncated", "ru", "Я купил новый велосипе", "ends mid-word", ["Я купил новый велосипед"]),
+    # Chinese: only a conjunction or preposition no clause ends on; Japanese: a verb cut before
+    # its ending (interjections あっ/えっ stay); Korean: a stem without its ending
+    ("truncated", "zh", "我也想去，但是" + E("sad"), "clause ends on '但是'", ["今天很暖和", "我给你多加一点"]),
+    ("truncated", "ja", "昨日、友達と映画に行っ", "ends mid-word", ["えっ", "あっ、そうだ", "映画に行った"]),
+    ("truncated", "ko", "오늘은 날씨가 정말 좋", "ends on a stem", ["오늘은 날씨가 정말 좋아요"]),
+    # refusals, the offer to help, "as a/an X, I think" and "it depends" in more languages
+    (
+        "assistant_speak",
+        "en",
+        "Sorry, I can't assist with this request",
+        "I can't assist with",
+        ["Sorry, I can't help with the move on Saturday"],
+    ),
+    ("assistant_speak", "zh", "我不能满足您的这个要求", "不能满足您的这个要求", ["这道题我不能回答你，自己想"]),
+    ("assistant_speak", "en", "Sure, I can help with that!", "I can help", ["I can help with the dishes later"]),
+    ("assistant_speak", "en", "That depends on your budget", "That depends on", ["Our harvest depended on rain"]),
+    ("assistant_speak", "zh", "以下是几个建议", "以下是几个建议", ["以下就是我的全部家当了"]),
+    (
+        "assistant_speak",
+        "es",
+        "Como cocinera, creo que falta sal",
+        "Como cocinera, creo",
+        ["Como te decía, creo que va a llover"],
+    ),
+    ("assistant_speak", "es", "Depende de tus gustos, cariño", "Depende de", ["La cosecha depende de la lluvia"]),
+    (
+        "assistant_speak",
+        "de",
+        "Als Lehrerin finde ich das gut",
+        "Als Lehrerin finde ich",
+        ["Als Kind fand ich das toll"],
+    ),
+    ("assistant_speak", "de", "Das hängt von deinem Budget ab", "Das hängt von", ["Das Bild hängt an der Wand"]),
+    ("assistant_speak", "ru", "Я могу помочь тебе с этим", "могу помочь тебе", ["Я не могу помочь тебе с переездом"]),
+    ("assistant_speak", "ja", "予算によります", "によります", ["駅によく行きます"]),
+    (
+        "assistant_speak",
+        "ja",
+        "以下の手順で作りましょう" + E("neutral") + "1. 材料を切る" + E("neutral"),
+        "以下の手順",
+        ["1日に2回散歩します"],
+    ),
     # self-repetition; short emphasis stays
     ("self_repeat", "zh", "今天天气真好今天天气真好", "今天天气真好", ["哈哈！哈哈！", "我好想你，我好想你呀"]),
     ("self_repeat", "zh", "你吃饭了吗？你吃饭了吗？", "你吃饭了吗", ["你吃饭了吗？吃的什么？"]),
     ("self_repeat", "en", "I love cats so much. I love cats so much!", "I love cats so much", ["Really? Really?"]),
+    # a whole tagged clause said again at once, short as it may be; laughter stays
+    (
+        "self_repeat",
+        "zh",
+        "桂花拿铁" + E("happy") + "桂花拿铁" + E("happy"),
+        "桂花拿铁",
+        ["哈哈" + E("happy") + "哈哈" + E("happy"), "桂花拿铁" + E("happy") + "秋天限定" + E("happy")],
+    ),
+    (
+        "self_repeat",
+        "en",
+        "No way" + E("surprised") + "No way" + E("surprised"),
+        "No way",
+        ["No, no, no way" + E("surprised"), "Haha" + E("happy") + "so funny" + E("happy")],
+    ),
 ]
 
 
@@ -159,5 +234,25 @@ def test_bold_is_structure_not_a_stage_direction():
 
 
 def test_a_cut_chinese_clause_without_a_tag_problem_is_not_guessed():
-    """CJK has no spaces: a clause the bound cut cannot be told from a short one."""
+    """CJK has no spaces: a clause the bound cut after a word cannot be told from a short one."""
     assert "truncated" not in found("我是一个咖啡馆的店" + E("neutral"), "zh")
+
+
+def test_a_list_whose_items_are_clauses_is_a_list():
+    reply = "Follow these steps" + E("neutral") + "1. Chop the onions" + E("neutral")
+    assert found(reply, "en")["assistant_speak"] == "structure: numbered list"
+    assert "assistant_speak" not in found("Chop the onions" + E("neutral") + "1.5 kilos of them" + E("happy"), "en")
+
+
+def test_code_is_no_stage_direction_and_an_address_is_in_no_language():
+    assert "stage_direction" not in found("当然可以！\nprint('你好')", "zh")
+    assert "stage_direction" in found("好呀（笑着说）", "zh")
+    assert "lang_mix" not in found("更多攻略请访问 https://example.com/guide-for-beginners", "zh")
+
+
+def test_an_unparsed_reply_is_judged_for_length_too():
+    long_list = "Sure! Here's the recipe:\n1. Mix the flour and water\n2. Add the starter\n3. Rest it"
+    codes = {v.code for v in check_character_reply(long_list, "en", RULES)}
+    assert {"bad_format", "too_long"} <= codes
+    short = {v.code for v in check_character_reply("今天好累啊", "zh", RULES)}
+    assert "bad_format" in short and "too_long" not in short

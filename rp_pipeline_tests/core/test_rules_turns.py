@@ -125,6 +125,25 @@ USER_CASES = [
         "Sorry, I can't make it tonight, I'm stuck at work",
     ),
     ("user_assistant_speak", "zh", "作为一个AI，我没有个人喜好", "我作为人工智能专业的学生，天天写代码"),
+    # the refusal family in more languages; a friend who cannot help with a concrete thing stays
+    ("user_assistant_speak", "zh", "抱歉，我不能回答您的这个问题。", "抱歉，周六我不能帮你搬家"),
+    ("user_assistant_speak", "en", "I cannot help you with this request.", "I can't help you move on Saturday"),
+    (
+        "user_assistant_speak",
+        "ru",
+        "Извините, я не могу ответить на этот вопрос.",
+        "Извини, я не могу помочь с переездом",
+    ),
+    (
+        "user_assistant_speak",
+        "de",
+        "Tut mir leid, dabei kann ich Ihnen leider nicht helfen.",
+        "Tut mir leid, ich muss los",
+    ),
+    ("user_assistant_speak", "fr", "Désolé, je ne peux pas répondre à cette question.", "Désolé, je ne peux pas venir"),
+    ("user_assistant_speak", "it", "Mi spiace, non posso rispondere a questa domanda.", "Mi spiace, stasera non posso"),
+    ("user_assistant_speak", "ja", "申し訳ございませんが、そのご依頼には対応できかねます。", "ごめん、今日は行けない"),
+    ("user_assistant_speak", "ko", "죄송하지만 그 질문에는 답변드릴 수 없어요.", "미안, 오늘은 못 가"),
     ("user_degenerate", "ja", "う" * 40, "うーん、どうしようかな"),
     ("user_degenerate", "en", "asdfghjkl", "hahaha no way"),
     ("user_degenerate", "zh", "啊" * 30, "哈哈哈哈哈哈，笑死我了"),
@@ -142,8 +161,26 @@ def test_user_turn_codes(code, lang, positive, negative):
     assert user_codes(negative, lang) == set()
 
 
-@pytest.mark.parametrize("lang, text", [("zh", "ok"), ("zh", "哈哈"), ("zh", "😂😂👍"), ("en", "lol"), ("en", "ok!!")])
+@pytest.mark.parametrize(
+    "lang, text",
+    [("zh", "ok"), ("zh", "哈哈"), ("zh", "😂😂👍"), ("en", "lol"), ("en", "ok!!"), ("de", "Okay"), ("en", "Merci")],
+)
 def test_short_neutral_user_turns_are_not_judged(lang, text):
+    """One word of the dialogue's script is too short to name a language ("Okay" reads as Turkish)."""
+    assert user_codes(text, lang) == set()
+
+
+@pytest.mark.parametrize(
+    "lang, text",
+    [("en", "asdfasdfasdfasdf"), ("zh", "qwerqwerqwerqwer"), ("it", "z" * 20), ("zh", "k" * 20)],
+)
+def test_degenerate_user_turns_are_not_judged_for_language(lang, text):
+    """Mash or a repeated letter is degenerate (a repeating mash too), in no language."""
+    assert user_codes(text, lang) == {"user_degenerate"}
+
+
+@pytest.mark.parametrize("lang, text", [("en", "very very very very very good"), ("zh", "好好好，我知道啦")])
+def test_words_said_again_are_not_mash(lang, text):
     assert user_codes(text, lang) == set()
 
 
@@ -162,3 +199,19 @@ def test_short_neutral_user_turns_are_not_judged(lang, text):
 def test_a_user_turn_copying_the_character_is_user_echo(lang, character, copy, answer):
     assert "user_echo" in user_codes(copy, lang, last_character=character)
     assert user_codes(answer, lang, last_character=character) == set()
+
+
+@pytest.mark.parametrize(
+    "lang, character, choice",
+    [
+        ("zh", "还剩一个桂花蛋糕" + E("neutral") + "和两个抹茶卷" + E("neutral"), "那要桂花蛋糕吧"),
+        (
+            "en",
+            "I have one sourdough loaf left" + E("neutral") + "and two baguettes" + E("neutral"),
+            "The sourdough loaf then",
+        ),
+    ],
+)
+def test_a_user_picking_what_the_character_offered_is_no_echo(lang, character, choice):
+    """The user names one of the options: a shared phrase, not a copy of the reply."""
+    assert user_codes(choice, lang, last_character=character) == set()

@@ -221,6 +221,26 @@ def test_repetition_loop(lang, replies):
 
 
 @pytest.mark.parametrize(
+    "lang, again, longer, other",
+    [
+        ("zh", "你吃饭了吗？" + E("neutral"), "你吃饭了吗？乖，快去吃" + E("neutral"), "我刚下班" + E("sad")),
+        ("en", "Did you eat yet?" + E("neutral"), "Did you eat yet, sweetie?" + E("neutral"), "Long day" + E("sad")),
+    ],
+)
+def test_one_repeat_is_an_echo_and_three_in_a_row_a_loop(lang, again, longer, other):
+    """A B A: the second A repeats one earlier reply (echo), no loop. A A A': a loop, even when
+    the last one adds a word ("…, sweetie?" still holds the whole earlier reply)."""
+    once = clean(_loop_rows(lang, [again, other, again]))
+    assert codes_by_turn(once)[10] == {"echo"}
+    thrice = clean(_loop_rows(lang, [again, again, longer]))
+    assert {turn: "repetition_loop" in codes for turn, codes in codes_by_turn(thrice).items()} == {
+        6: True,
+        8: True,
+        10: True,
+    }
+
+
+@pytest.mark.parametrize(
     "lang, a, b",
     [
         (
