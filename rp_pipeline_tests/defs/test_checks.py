@@ -8,6 +8,7 @@ import json
 import pytest
 from dagster import AssetCheckSeverity
 
+from rp_pipeline.core.artifacts import CorpusArtifact
 from rp_pipeline.core.corpus import CorpusConfig, build_corpus, corpus_gaps, load_general_rows
 from rp_pipeline.core.models import CleanedDialogue, CorpusRow, Message
 from rp_pipeline.core.personas import load_persona_file, speaker_of, system_prompt
@@ -54,7 +55,7 @@ def test_the_system_prompt_tells_the_checks_name_and_opening_line():
 
 
 def test_clean_kept_turns_pass_the_partition_gate(tmp_path):
-    result = cleaned_dialogues_quality([_dialogue(LIN, ZH_EXCHANGES).model_dump()], pipeline=_pipeline(tmp_path))
+    result = cleaned_dialogues_quality([_dialogue(LIN, ZH_EXCHANGES)], pipeline=_pipeline(tmp_path))
     assert result.passed, result.metadata["failing"]
     assert result.metadata["content_clean_rate"].value == 1.0
 
@@ -70,15 +71,17 @@ def test_clean_kept_turns_pass_the_partition_gate(tmp_path):
 )
 def test_a_kept_turn_that_breaks_a_content_rule_blocks(tmp_path, bad, code):
     dialogue = _dialogue(LIN, [*ZH_EXCHANGES[:1], bad])
-    result = cleaned_dialogues_quality([dialogue.model_dump()], pipeline=_pipeline(tmp_path))
+    result = cleaned_dialogues_quality([dialogue], pipeline=_pipeline(tmp_path))
     assert not result.passed and result.severity == AssetCheckSeverity.ERROR
     assert "content_clean_rate" in result.metadata["failing"].value
     assert code in result.metadata["content_codes"].value
 
 
-def _corpus_dir(tmp_path, rows: list[CorpusRow]) -> dict:
+def _corpus_dir(tmp_path, rows: list[CorpusRow]) -> CorpusArtifact:
+    """The corpus hand-off the check reads: its rows file (the exports are not looked at)."""
     (tmp_path / "rows.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
-    return {"dir": str(tmp_path)}
+    unused = {name: str(tmp_path / name) for name in ("sharegpt", "messages", "dataset_info", "hf_dataset", "parquet")}
+    return CorpusArtifact(version="corpus-test", dir=str(tmp_path), rows=len(rows), **unused)
 
 
 def _roleplay(n_zh: int, n_en: int) -> list[CleanedDialogue]:
