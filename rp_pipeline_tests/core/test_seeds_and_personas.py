@@ -4,15 +4,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rp_pipeline.core.card_checks import check_card, name_problem
 from rp_pipeline.core.models import TopicSet
-from rp_pipeline.core.personas import (
-    PersonaCardError,
-    authored_persona_ids,
-    check_card,
-    load_persona_file,
-    name_problem,
-    synthesize_personas,
-)
+from rp_pipeline.core.personas import PersonaCardError, authored_persona_ids, load_persona_file, synthesize_personas
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet
 from rp_pipeline.core.seeds import coverage, load_seed_variables, sample_seeds
