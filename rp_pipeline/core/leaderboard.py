@@ -21,10 +21,10 @@ SIGNIFICANCE_METRIC = "rule_clean_rate"
 def leaderboard_rows(report: EvalReport, profile: str) -> list[dict[str, Any]]:
     checkpoint = report.model.checkpoint
     calibration = report.calibration
-    baseline = next(r for r in report.results if r.pairwise is None)
+    baseline = next(r for r in report.results if r.name == "base")
     rows = []
     for result in report.results:
-        tested = result.pairwise is not None
+        tested = result is not baseline
         row: dict[str, Any] = {
             "model_version": result.model_version,
             "kind": result.name,
@@ -62,24 +62,31 @@ def _made_of(report: EvalReport) -> dict[str, Any]:
 
 
 def _against_baseline(result: ModelEval, baseline: ModelEval, calibrated: bool) -> dict[str, Any]:
-    assert result.pairwise is not None
+    """Pairwise fields stay empty when the profile turned pairwise judging off."""
     pair = result.pairwise
     low, high = difference_interval(
         result.reply_values.get(SIGNIFICANCE_METRIC, []), baseline.reply_values.get(SIGNIFICANCE_METRIC, [])
     )
     metric_differs = low > 0 or high < 0
+    pairwise = (
+        {
+            "pairwise_win": pair.win,
+            "pairwise_tie": pair.tie,
+            "pairwise_loss": pair.loss,
+            "pairwise_net": pair.net,
+            "pairwise_net_low": pair.net_interval[0],
+            "pairwise_net_high": pair.net_interval[1],
+        }
+        if pair
+        else {}
+    )
     return {
-        "baseline": pair.baseline,
-        "pairwise_win": pair.win,
-        "pairwise_tie": pair.tie,
-        "pairwise_loss": pair.loss,
-        "pairwise_net": pair.net,
-        "pairwise_net_low": pair.net_interval[0],
-        "pairwise_net_high": pair.net_interval[1],
+        "baseline": baseline.model_version,
+        **pairwise,
         f"{SIGNIFICANCE_METRIC}_diff_low": low,
         f"{SIGNIFICANCE_METRIC}_diff_high": high,
         # the judge's pairwise verdict counts only when it is calibrated
-        "significant_vs_baseline": metric_differs or (calibrated and pair.significant),
+        "significant_vs_baseline": metric_differs or (calibrated and pair is not None and pair.significant),
     }
 
 
@@ -118,11 +125,10 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         judge = f"{sum(judged) / len(judged):.2f}" if len(judged) == len(DIMENSIONS) else "—"
         if judge != "—" and not r.get("judge_calibrated"):
             judge += " (uncalibrated, not ranked)"
-        versus = (
-            f"W {r['pairwise_win']:.2f} / T {r['pairwise_tie']:.2f} / L {r['pairwise_loss']:.2f}"
-            if r.get("pairwise_win") is not None
-            else "baseline"
-        )
+        if r.get("pairwise_win") is not None:
+            versus = f"W {r['pairwise_win']:.2f} / T {r['pairwise_tie']:.2f} / L {r['pairwise_loss']:.2f}"
+        else:
+            versus = "baseline" if r.get("baseline") is None else "not judged pairwise"
         lines.append(
             f"| {r['rank']} | {r['model_version']} | {r['kind']} | {_rate(r, 'rule_clean_rate')} | "
             f"{_rate(r, 'format_valid_rate')} | {_rate(r, 'in_language_rate')} | {_rate(r, 'assistant_speak_rate')} | "

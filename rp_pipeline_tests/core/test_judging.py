@@ -203,3 +203,12 @@ def test_difference_interval_excludes_zero_only_for_a_real_difference():
     assert low > 0
     low, high = difference_interval([1.0, 0.0] * 20, [0.0, 1.0] * 20)
     assert low < 0 < high
+
+
+def test_a_version_evaluated_without_pairwise_still_gets_its_row():
+    report = _report(False, [1.0] * 40, [0.0] * 40)
+    tuned = report.results[0].model_copy(update={"pairwise": None})
+    rows = leaderboard_rows(report.model_copy(update={"results": [tuned, report.results[1]]}), "test")
+    row = next(r for r in rows if r["kind"] == "tuned")
+    assert row["baseline"] == "base-1" and row["method"] == "lora" and "pairwise_win" not in row
+    assert row["significant_vs_baseline"] is True
