@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rp_pipeline.core.cleaning import ChatRow, CleaningConfig, CleaningResult, clean_rows
+from rp_pipeline.core.models import Dialogue
 from rp_pipeline.core.rules import RuleSet
 from rp_pipeline.settings import REPO_ROOT
 
@@ -46,3 +47,32 @@ def last_reply_codes(lang: str, reply: str, user: str = "你在干嘛？") -> se
     """Codes reported for `reply`, the last turn of a row that is clean before it."""
     result = clean([row(lang, [(user, reply)])])
     return codes_by_turn(result).get(6, set())
+
+
+def dialogue(
+    turns: list[tuple[str, str]], opening: str, language: str = "zh", system_prompt: str | None = None
+) -> Dialogue:
+    """A simulated dialogue record: the opening line, then (user, reply) exchanges. By default the
+    system prompt carries the opening line, as persona_system.j2 does."""
+    records = [{"role": "character", "content": opening}]
+    for user, reply in turns:
+        records += [{"role": "user", "content": user}, {"role": "character", "content": reply}]
+    return Dialogue.model_validate(
+        {
+            "id": "dlg-1",
+            "persona_id": "lin",
+            "sample_id": "s",
+            "topic_id": "t",
+            "language": language,
+            "mode": "multi_agent",
+            "system_prompt": system_prompt or f"你是林小满。\n# Your first message (already sent)\n{opening}",
+            "stop_reason": "max_turns",
+            "scene": {"id": "cafe", "place": "咖啡店", "time": "晚上", "situation": "打烊前"},
+            "user": {
+                "personality": {"id": "p", "name": "p", "behaviours": ["a", "b"]},
+                "occupation": "学生",
+                "relationship": "朋友",
+            },
+            "turns": records,
+        }
+    )

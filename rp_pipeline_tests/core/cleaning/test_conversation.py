@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from rp_pipeline.core.cleaning import ChatRow, dialogue_row
 from rp_pipeline.core.models import Dialogue
-from rp_pipeline_tests.core.cleaning.helpers import clean, codes_by_turn, row
+from rp_pipeline_tests.core.cleaning.helpers import clean, codes_by_turn, dialogue, row
 
 E = "<emotion>{}</emotion>".format
 OPENING = "今天的咖啡特别香，你要不要来一杯？" + E("happy")
@@ -18,28 +18,7 @@ GOOD = [
 
 
 def _dialogue(turns: list[tuple[str, str]], opening: str = OPENING, language: str = "zh") -> Dialogue:
-    records = [{"role": "character", "content": opening}]
-    for user, reply in turns:
-        records += [{"role": "user", "content": user}, {"role": "character", "content": reply}]
-    return Dialogue.model_validate(
-        {
-            "id": "dlg-1",
-            "persona_id": "lin",
-            "sample_id": "s",
-            "topic_id": "t",
-            "language": language,
-            "mode": "multi_agent",
-            "system_prompt": f"你是林小满。\n# Your first message (already sent)\n{opening}",
-            "stop_reason": "max_turns",
-            "scene": {"id": "cafe", "place": "咖啡店", "time": "晚上", "situation": "打烊前"},
-            "user": {
-                "personality": {"id": "p", "name": "p", "behaviours": ["a", "b"]},
-                "occupation": "学生",
-                "relationship": "朋友",
-            },
-            "turns": records,
-        }
-    )
+    return dialogue(turns, opening, language)
 
 
 def test_the_row_keeps_the_opening_line_aside_and_the_training_format_unchanged():

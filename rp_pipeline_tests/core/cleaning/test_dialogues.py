@@ -4,8 +4,8 @@ and simulated Dialogue records go through the same code path as `rp clean` rows.
 from __future__ import annotations
 
 from rp_pipeline.core.cleaning import dialogue_row, to_drops
-from rp_pipeline.core.models import Dialogue
 from rp_pipeline_tests.core.cleaning.helpers import clean, codes_by_turn, row
+from rp_pipeline_tests.core.cleaning.helpers import dialogue as make_dialogue
 
 E = "<emotion>{}</emotion>".format
 GOOD = [
@@ -104,28 +104,7 @@ def test_a_short_clean_row_is_dropped_as_too_few_turns():
 def test_dialogue_records_keep_turn_numbers():
     """Message i of the row is turn i of the dialogue (turn 0, the opening line, is in the
     system prompt), so reports, lineage and DPO pairs all point at the same turn."""
-    turns = [{"role": "character", "content": "你来啦<emotion>happy</emotion>"}]
-    for user, reply in GOOD:
-        turns += [{"role": "user", "content": user}, {"role": "character", "content": reply}]
-    dialogue = Dialogue.model_validate(
-        {
-            "id": "dlg-1",
-            "persona_id": "lin",
-            "sample_id": "s",
-            "topic_id": "t",
-            "language": "zh",
-            "mode": "multi_agent",
-            "system_prompt": "你是林小满",
-            "stop_reason": "max_turns",
-            "scene": {"id": "cafe", "place": "咖啡店", "time": "晚上", "situation": "打烊前"},
-            "user": {
-                "personality": {"id": "p", "name": "p", "behaviours": ["a", "b"]},
-                "occupation": "学生",
-                "relationship": "朋友",
-            },
-            "turns": turns,
-        }
-    )
+    dialogue = make_dialogue(GOOD, "你来啦<emotion>happy</emotion>", system_prompt="你是林小满")
     chat = dialogue_row(dialogue)
     assert chat.messages[0].role == "system" and chat.messages[0].content == "你是林小满"
     assert [m.content for m in chat.messages[1:]] == [t.content for t in dialogue.turns[1:]]
