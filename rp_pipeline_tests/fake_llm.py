@@ -146,7 +146,7 @@ class FakeLLM:
         turn = len(body["messages"])
         seed = int(body.get("seed") or 0)
         if role == "character":
-            retry = "the last try broke" in text
+            retry = "last try broke" in text
             if self.violation_every and seed % self.violation_every == 0 and not retry:
                 return BAD_REPLY
             return _character_line(text, turn)

@@ -26,6 +26,8 @@ COMMON_WORD = 1e-5  # a word at least this frequent is never judged cut
 EXTENSION_RATIO = 15  # the words it begins are this many times more frequent than it …
 EXTENSION_MIN = 2e-7  # … and at least this frequent together ("bremsbel" -> Bremsbelag, -beläge)
 UNKNOWN_WORD = 1e-7  # below this a word is unknown: the test for the part after a hyphen
+SHORT_COMMON_WORD = 1e-4  # a two-letter word below this frequency …
+SHORT_EXTENSION_RATIO = 100  # … that begins words this many times as frequent is a cut head ("two da": 107x)
 ONE_LETTER_WORD = 2.5e-3  # one-letter words of a language ("a", "y", "и") are at least this frequent
 _FLOOR = 1e-8  # the frequency of a word not in the list (the large lists stop at 1e-8)
 
@@ -56,10 +58,11 @@ class Lexicon:
         ("по-английски" is split by the list's tokenizer, "AI-compani" is cut)."""
         if len(word) == 1:
             return self.frequency(word) < ONE_LETTER_WORD
-        frequency = self.frequency(word)
+        frequency, extensions = self.frequency(word), self.extensions(word)
+        if len(word) == 2 and not after_hyphen and frequency < SHORT_COMMON_WORD:
+            return extensions >= SHORT_EXTENSION_RATIO * max(frequency, _FLOOR)
         if frequency >= (UNKNOWN_WORD if after_hyphen else COMMON_WORD):
             return False
-        extensions = self.extensions(word)
         return extensions >= EXTENSION_MIN and extensions >= EXTENSION_RATIO * max(frequency, _FLOOR)
 
 

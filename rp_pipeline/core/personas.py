@@ -60,9 +60,13 @@ def load_persona_file(path: Path, rules: RuleSet | None = None) -> PersonaCard:
     return card
 
 
-def system_prompt(card: PersonaCard, prompts: Prompts) -> str:
-    """The training system prompt: the card and the ground rules, never the scene (notes 000)."""
-    return prompts.render("persona_system", card=card)
+def system_prompt(card: PersonaCard, prompts: Prompts, *, with_opening_line: bool = True) -> str:
+    """The training system prompt: the card and the ground rules, never the scene (notes 000).
+
+    Generation leaves the opening line out (`with_opening_line=False`): the simulator sends it
+    as the character's first message, and shown twice the 0.5B model repeated it word for word
+    in most replies (13 of 18 tries in one measurement, 3 of 18 without the second copy)."""
+    return prompts.render("persona_system", card=card, with_opening_line=with_opening_line)
 
 
 _NAME_LINE = re.compile(r"^You are (.+?)\. Stay in character as \1 at all times\.", re.MULTILINE)

@@ -180,8 +180,9 @@ def _korean_stem(clause: str) -> bool:
 def _cut_last_word(clause: str, language: str) -> str | None:
     """How the last clause ends mid-word, or None: a Japanese verb cut before its ending
     (終わっ), a Korean stem without its ending (많), or a last word that the language's word
-    list reads as the head of a longer one (mojad, Bremsbel, two d; `core/lexicon`). Names
-    (capitalized, except in German), acronyms and laughter (jajaj, mmmh) are not judged."""
+    list reads as the head of a longer one (mojad, Bremsbel, two d, two da; `core/lexicon`).
+    Names (capitalized, except in German), acronyms, laughter (jajaj, mmmh) and a short word
+    set off by a comma (", ha", ", ma") are not judged."""
     if not clause or not clause[-1].isalpha():
         return None  # punctuation, an emoji or a kaomoji closed the clause
     if language == "ja" and _JA_CUT.search(clause):
@@ -197,7 +198,10 @@ def _cut_last_word(clause: str, language: str) -> str | None:
     capitalized = word[:1].isupper() and (language != "de" or len(word) == 1)
     if capitalized or (word.isupper() and len(word) > 1) or _LAUGHTER.search(word.casefold()):
         return None
-    after_hyphen = clause[: match.start()].endswith("-")
+    before = clause[: match.start()]
+    if len(word) <= 2 and regex.search(r"[,!?;:…]\s*$", before):
+        return None  # set off by a comma, a short word is an interjection or a name: "You wish, ha", "Ven, ma"
+    after_hyphen = before.endswith("-")
     if lexicon.looks_cut(word.casefold().replace("’", "'"), after_hyphen=after_hyphen):
         return f"clause ends mid-word: {clause[-20:]!r}"
     return None

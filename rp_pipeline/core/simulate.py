@@ -142,7 +142,9 @@ class DialogueSimulator:
         self, dialogue_id: str, persona: PersonaCard, user: UserCard, sample: SeedSample, topics: TopicSet
     ) -> tuple[list[Turn], str]:
         character_system = (
-            system_prompt(persona, self.prompts) + "\n\n" + self.prompts.render("character_scene", scene=sample.scene)
+            system_prompt(persona, self.prompts, with_opening_line=False)
+            + "\n\n"
+            + self.prompts.render("character_scene", scene=sample.scene)
         )
         # Topics fit the card: a sample's keywords were written for its own occupation and language,
         # so they are handed on (those in the persona's language) only to the card synthesized from
@@ -251,8 +253,8 @@ class DialogueSimulator:
         history = [{"role": "assistant" if t.role == "character" else "user", "content": t.content} for t in turns]
         rejected: list[Attempt] = []
         for attempt in range(self.config.max_attempts):
-            # A reminder after the user's message (generation only, never stored): small models
-            # follow what is closest to the end of the prompt. It carries the scene agent's topic.
+            # What this reply should do (generation only, never stored) closes the system prompt:
+            # the scene agent's topic and what broke in the last try.
             hint = self.prompts.render(
                 "character_turn",
                 card=persona,
@@ -260,11 +262,7 @@ class DialogueSimulator:
                 codes=[v.code for v in rejected[-1].violations] if rejected else [],
                 language_name=LANGUAGES[persona.language],
             )
-            messages = [
-                {"role": "system", "content": system},
-                *history[:-1],
-                {"role": "user", "content": f"{history[-1]['content']}\n\n{hint}"},
-            ]
+            messages = [{"role": "system", "content": f"{system}\n\n{hint}"}, *history]
             completion = await self.llm.complete(
                 "character", messages, seed=stable_seed(dialogue_id, len(turns), attempt)
             )

@@ -11,7 +11,7 @@ from rp_pipeline.core.lexicon import lexicon
 @pytest.mark.parametrize(
     "lang, cut, whole",
     [
-        ("en", ["d", "mel", "compani", "marinat"], ["days", "melting", "tacos", "go", "a", "zoo"]),
+        ("en", ["d", "da", "mel", "compani", "marinat"], ["days", "melting", "tacos", "go", "a", "zoo", "hi", "ok"]),
         ("es", ["mojad", "buenísi"], ["mojado", "tablao", "bailaora", "cariño", "y"]),
         ("de", ["bremsbel", "schmie"], ["bremse", "fahrrad", "ich"]),
         ("fr", ["croissa", "céré"], ["croissant", "un", "à"]),

@@ -38,6 +38,21 @@ CASES = [
         ["My brother builds AI at a startup"],
     ),
     ("assistant_speak", "en", "I'm just a language model, sorry", "language model", ["I'm just a barista, sorry"]),
+    # the help desk's closing question, as the embedded 1.5B model wrote it in en and es
+    (
+        "assistant_speak",
+        "en",
+        "Do you have any other pets? Is there anything you need help with?",
+        "anything you need help",
+        ["Is there anything you want for dinner?", "Anything you need from the shop?"],
+    ),
+    (
+        "assistant_speak",
+        "es",
+        "¡Hola! ¿En qué puedo ayudarte hoy?",
+        "puedo ayudarte",
+        ["¿En qué piensas hoy?", "Te puedo ayudar a pelar patatas, cariño"],
+    ),
     ("assistant_speak", "zh", "我是你的AI陪伴，随时在这里", "我是你的AI", ["我是人工智能专业的学生"]),
     ("assistant_speak", "zh", "我只是一个语言模型而已", "语言模型", ["我只是一个普通的咖啡师而已"]),
     # the offer to help: flagged even in character (我可以帮你看看猫); 我来帮你 is a friend's way
@@ -256,3 +271,9 @@ def test_an_unparsed_reply_is_judged_for_length_too():
     assert {"bad_format", "too_long"} <= codes
     short = {v.code for v in check_character_reply("今天好累啊", "zh", RULES)}
     assert "bad_format" in short and "too_long" not in short
+
+
+def test_a_two_letter_head_is_cut_but_an_interjection_after_a_comma_is_not():
+    assert "truncated" in found("The peonies sold out in two da" + E("surprised"), "en")
+    for reply, lang in [("You wish, ha", "en"), ("What's up, yo", "en"), ("Ven aquí, ma", "es")]:
+        assert "truncated" not in found(reply + E("happy"), lang), reply

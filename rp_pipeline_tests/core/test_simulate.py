@@ -101,8 +101,8 @@ def test_the_scene_topic_goes_to_the_character_not_the_user(fake_llm, tmp_path):
     topics = [(t.role, t.topic) for t in dialogue.turns if t.topic]
     assert topics and all(role == "character" and t == topic for role, t in topics)
     assert dialogue.turns[2].topic == topic  # the first reply already brings one up
-    hints = [r["messages"][-1]["content"] for r in requests(fake, "character")]
-    assert any(f"brings up: {topic}" in h for h in hints)
+    hints = [r["messages"][0]["content"] for r in requests(fake, "character")]
+    assert any(f"Bring up: {topic}." in h for h in hints)
     assert not any(topic in r["messages"][0]["content"] for r in requests(fake, "user_agent"))
     scene = requests(fake, "scene_agent")[0]["messages"][0]["content"]
     assert LIN.occupation in scene and LIN.specialty in scene  # the topic is chosen for this card

@@ -29,8 +29,9 @@ GOOD = [
 
 
 class ScriptedChat:
-    """Answers by role: the character breaks the rules on its first try each turn, then
-    replies in character; the user agent chats; the moderator never answers in JSON."""
+    """Answers by role: the character breaks the rules on its first try each turn (a turn is
+    its history after the system prompt, which carries what broke), then replies in
+    character; the user agent chats; the moderator never answers in JSON."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[Role, Messages]] = []
@@ -40,7 +41,7 @@ class ScriptedChat:
     ) -> Completion:
         self.requests.append((role, messages))
         if role == "character":
-            tries = sum(1 for r, m in self.requests if r == "character" and m[:-1] == messages[:-1])
+            tries = sum(1 for r, m in self.requests if r == "character" and m[1:] == messages[1:])
             return Completion(
                 "作为一个AI助手，我很乐意帮助您。" if tries == 1 else GOOD[len(messages) // 2 % len(GOOD)], "stop"
             )
