@@ -48,18 +48,16 @@ def clean_command(args: argparse.Namespace) -> int:
 def calibrate_command(args: argparse.Namespace) -> int:
     """Run the configured judge on the calibration set, in both orders, and print its verdict."""
     import contextlib
-    import os
-    from unittest import mock
 
     from rp_pipeline.core.evaluation import load_eval_cards
     from rp_pipeline.core.judging import calibrate, load_calibration
     from rp_pipeline.core.profile import load_profile, profile_path
     from rp_pipeline.core.prompts import Prompts
     from rp_pipeline.core.rules import RuleSet
-    from rp_pipeline.defs.resources import EMBEDDED_API_BASE_ENV
     from rp_pipeline.llm.cache import ResponseCache
     from rp_pipeline.llm.client import LLMClient
     from rp_pipeline.llm.config import load_llm_config
+    from rp_pipeline.llm.embedded import embedded_servers
     from rp_pipeline.settings import Settings
 
     settings = Settings(**({"llm_config": args.config} if args.config else {}))
@@ -68,16 +66,12 @@ def calibrate_command(args: argparse.Namespace) -> int:
     cards = load_eval_cards(assets / "eval", RuleSet.load(assets / "rules"))
     items = load_calibration(assets / "eval" / "calibration", cards)
     config = load_llm_config(settings.llm_config_path)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
-        api_base = os.environ.get(EMBEDDED_API_BASE_ENV)
-        if config.uses_embedded and not api_base:
-            from rp_pipeline.llm.embedded import serve_embedded
-
-            print("starting the embedded llama.cpp server on 127.0.0.1", file=sys.stderr)
-            api_base = stack.enter_context(serve_embedded(log_path=settings.data_dir / "embedded_server.log"))
-            stack.enter_context(mock.patch.dict(os.environ, {EMBEDDED_API_BASE_ENV: api_base}))
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        client = LLMClient(config, ResponseCache(settings.data_dir / "llm_cache.sqlite"), api_base)
+        if config.embedded_models:
+            print("starting the embedded llama.cpp servers on 127.0.0.1", file=sys.stderr)
+        bases = stack.enter_context(embedded_servers(config.embedded_models, settings.data_dir))
+        client = LLMClient(config, ResponseCache(settings.data_dir / "llm_cache.sqlite"), bases)
         judge = client.routed_model("judge")
         print(f"judging {len(items)} calibration items in both orders with {judge}", file=sys.stderr)
         threshold = profile.evaluation.calibration_threshold

@@ -7,6 +7,7 @@ afterwards shows every materialization, its metadata and the asset checks.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
@@ -27,8 +28,8 @@ def run_demo(settings: Settings) -> int:
 
     from rp_pipeline.defs.build import build_definitions
     from rp_pipeline.defs.personas import sync_persona_partitions
-    from rp_pipeline.defs.resources import EMBEDDED_API_BASE_ENV
     from rp_pipeline.llm.config import load_llm_config
+    from rp_pipeline.llm.embedded import API_BASES_ENV, EMBEDDED_MODELS, embedded_servers
 
     instance = DagsterInstance.get()
     defs = build_definitions(settings)
@@ -36,14 +37,11 @@ def run_demo(settings: Settings) -> int:
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        if load_llm_config(settings.llm_config_path).uses_embedded and not os.environ.get(EMBEDDED_API_BASE_ENV):
-            from rp_pipeline.llm.embedded import assemble_gguf, serve_embedded
-
-            _say("assembling and verifying the embedded model (Qwen2.5-Coder-0.5B-Instruct GGUF)")
-            gguf = assemble_gguf()
-            _say("starting the embedded llama.cpp server on 127.0.0.1")
-            api_base = stack.enter_context(serve_embedded(gguf, log_path=settings.data_dir / "embedded_server.log"))
-            stack.enter_context(mock.patch.dict(os.environ, {EMBEDDED_API_BASE_ENV: api_base}))
+        if names := load_llm_config(settings.llm_config_path).embedded_models:
+            titles = ", ".join(EMBEDDED_MODELS[name].title for name in sorted(names))
+            _say(f"assembling, verifying and serving the embedded models on 127.0.0.1 ({titles})")
+            bases = stack.enter_context(embedded_servers(names, settings.data_dir))
+            stack.enter_context(mock.patch.dict(os.environ, {API_BASES_ENV: json.dumps(bases)}))
         _say("prepare_job: seed variables -> samples -> topic keywords -> synthesized personas")
         result = defs.resolve_job_def("prepare_job").execute_in_process(
             instance=instance, raise_on_error=False, run_config=quiet

@@ -44,7 +44,7 @@ def preference_pairs(
     cleaned = in_partition_order(cleaned_dialogues)
     raw = {d.id: d for d in in_partition_order(dialogues)}
     pairs: list[PreferencePair] = [p for c in cleaned for p in regenerated_pairs(c, raw[c.dialogue_id])]
-    policy, judge_llm = llm.policy_client(), llm.client()
+    policy, judge_llm = llm.policy_client(profile.training.base_model), llm.client()
     context.log.info(f"{len(pairs)} pairs from regenerated replies; self-sampling {len(cleaned)} dialogues")
     if profile.self_samples_per_turn:
         rules, prompts = pipeline.rules(), pipeline.prompts()

