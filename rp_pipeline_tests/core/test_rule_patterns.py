@@ -38,6 +38,26 @@ CASES = [
         ["My brother builds AI at a startup"],
     ),
     ("assistant_speak", "en", "I'm just a language model, sorry", "language model", ["I'm just a barista, sorry"]),
+    # the service desk in zh and ja, as the embedded models wrote it; a friend's offer stays
+    (
+        "assistant_speak",
+        "zh",
+        "好的，请问您有其他方面的问题或需要我帮助的地方吗？",
+        "需要我帮助的地方",
+        ["有事随时找我", "你需要我帮你带饭吗"],
+    ),
+    ("assistant_speak", "zh", "谢谢你！我很高兴能够帮助你。", "很高兴能够帮助你", ["见到你很高兴", "很高兴认识你"]),
+    ("assistant_speak", "zh", "有问题随时问我", "问题随时问我", ["有空随时来店里坐坐"]),
+    ("assistant_speak", "zh", "我将尽我所能来满足您的需求。", "尽我所能来满足", ["我尽量早点下班"]),
+    (
+        "assistant_speak",
+        "ja",
+        "こんにちは、お手伝いできることがありますか？",
+        "お手伝いできることがありますか",
+        ["手伝ってくれてありがとう"],
+    ),
+    ("assistant_speak", "ja", "私はお手伝いを提供することはできません。", "お手伝いを提供", ["今日は店を手伝えないの"]),
+    ("assistant_speak", "es", "¿Hay algo más en lo que pueda ayudarte?", "en lo que pueda ayudarte", ["Algo en lo que pienso"]),
     # the help desk's closing question, as the embedded 1.5B model wrote it in en and es
     (
         "assistant_speak",
