@@ -132,6 +132,7 @@ class Turn(Record):
     topic: str | None = None  # the topic the scene agent injected before this turn
     violations: list[Violation] = Field(default_factory=list)
     rejected: list[Attempt] = Field(default_factory=list)
+    cut: bool = False  # generation stopped on the token limit (cleaning cuts the row here)
 
 
 class Dialogue(Record):

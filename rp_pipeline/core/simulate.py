@@ -81,6 +81,7 @@ class StopDecision(BaseModel):
 
 
 CUT = Violation(code="truncated", detail="stopped on the token limit")
+USER_CUT = Violation(code="user_truncated", detail="stopped on the token limit")
 
 
 def user_card(sample: SeedSample, persona: PersonaCard) -> UserCard:
@@ -226,8 +227,9 @@ class DialogueSimulator:
     ) -> Turn:
         # Small models copy the other side when given a role-swapped chat; a transcript in one
         # message keeps the user agent in its own voice. A turn that breaks the user-turn rules
-        # (echo, assistant-speak, degenerate, markup, wrong language) is sampled again.
-        text, violations = "", []
+        # (echo, assistant-speak, degenerate, markup, wrong language) or that stopped on the
+        # token limit is sampled again.
+        text, violations, cut = "", [], False
         for attempt in range(self.config.max_attempts):
             prompt = self.prompts.render(
                 "user_agent",
@@ -243,9 +245,13 @@ class DialogueSimulator:
             )
             text = _one_line(completion.text)
             violations = check_user_turn(text, persona.language, self.rules, last_character=turns[-1].content)
+            # the limit cut the line kept only when nothing follows it (a first line, then a cut second one, is whole)
+            cut = completion.cut and "\n" not in completion.text.strip()
+            if cut:
+                violations.append(USER_CUT)
             if not violations:
                 break
-        return Turn(role="user", content=text, violations=violations)
+        return Turn(role="user", content=text, violations=violations, cut=cut)
 
     async def _character_turn(
         self, dialogue_id: str, system: str, persona: PersonaCard, turns: list[Turn], topic: str | None
@@ -274,7 +280,14 @@ class DialogueSimulator:
                 return Turn(role="character", content=text, topic=topic, rejected=rejected)
             rejected.append(Attempt(content=text, violations=violations))
         last = rejected.pop()
-        return Turn(role="character", content=last.content, topic=topic, violations=last.violations, rejected=rejected)
+        return Turn(
+            role="character",
+            content=last.content,
+            topic=topic,
+            violations=last.violations,
+            rejected=rejected,
+            cut=CUT in last.violations,
+        )
 
     async def _scene_topic(
         self, dialogue_id: str, persona: PersonaCard, sample: SeedSample, ideas: list[str], turns: list[Turn]

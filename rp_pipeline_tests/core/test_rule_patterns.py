@@ -57,7 +57,13 @@ CASES = [
         ["手伝ってくれてありがとう"],
     ),
     ("assistant_speak", "ja", "私はお手伝いを提供することはできません。", "お手伝いを提供", ["今日は店を手伝えないの"]),
-    ("assistant_speak", "es", "¿Hay algo más en lo que pueda ayudarte?", "en lo que pueda ayudarte", ["Algo en lo que pienso"]),
+    (
+        "assistant_speak",
+        "es",
+        "¿Hay algo más en lo que pueda ayudarte?",
+        "en lo que pueda ayudarte",
+        ["Algo en lo que pienso"],
+    ),
     # the help desk's closing question, as the embedded 1.5B model wrote it in en and es
     (
         "assistant_speak",

@@ -187,3 +187,16 @@ def test_assign_samples_prefers_the_persona_language():
     samples = sample_seeds(load_seed_variables(ASSETS / "seeds"), 40, seed=1)
     picked = assign_samples(LIN, samples, 3)
     assert len(picked) == 3 and {s.language for s in picked} == {"zh"} and len({s.id for s in picked}) == 3
+
+
+def test_a_user_turn_cut_by_the_token_limit_is_regenerated_and_a_last_cut_one_is_marked(fake_llm, tmp_path):
+    fake_llm.queue("user_agent", Cut("我感觉到了一种"))
+    dialogue, _ = simulate(fake_llm, tmp_path)
+    first = dialogue.turns[1]
+    assert first.content != "我感觉到了一种" and not first.cut and not first.violations
+
+    fake_llm.queue("user_agent", *[Cut("我感觉到了一种")] * 2)
+    dialogue, _ = simulate(fake_llm, tmp_path, max_attempts=2)
+    first = dialogue.turns[1]
+    assert first.content == "我感觉到了一种" and first.cut
+    assert [v.code for v in first.violations] == ["user_truncated"]

@@ -54,6 +54,7 @@ def dialogue_row(dialogue: Dialogue) -> ChatRow:
             *(Message(role=roles[t.role], content=t.content) for t in dialogue.turns[1:]),
         ],
         opening_line=dialogue.turns[0].content if dialogue.turns else None,
+        cut_turns=[index for index, turn in enumerate(dialogue.turns[1:], start=1) if turn.cut],
     )
 
 

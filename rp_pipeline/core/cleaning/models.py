@@ -39,6 +39,7 @@ REASON_CODES = (
     "user_echo",  # (nearly) copies the character's last reply
     "user_markup",  # format tags or emotion label words in the text
     "user_wrong_language",  # not in the dialogue's language (short neutral turns are not judged)
+    "user_truncated",  # the generator stopped on its token limit (a Chinese turn cut after a word looks whole)
 )
 Action = Literal["drop", "cut", "repair", "flag"]
 
@@ -67,7 +68,9 @@ class ChatRow(BaseModel):
 
     `opening_line` is the character's first message when training keeps it in the system
     prompt instead of `messages` (a simulated dialogue): cleaning compares every turn with it
-    but never exports it. `character_name` lets cleaning recognise a `Name：` prefix."""
+    but never exports it. `character_name` lets cleaning recognise a `Name：` prefix.
+    `cut_turns` are the messages whose generator stopped on its token limit: cut, whatever
+    their text looks like (a Chinese turn cut after a whole word reads as finished)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -76,6 +79,7 @@ class ChatRow(BaseModel):
     messages: list[Message] = Field(min_length=1)
     opening_line: str | None = None
     character_name: str | None = None
+    cut_turns: list[int] = Field(default_factory=list)
 
     @field_validator("messages")
     @classmethod

@@ -64,6 +64,8 @@ def clean_row(row: ChatRow, rules: RuleSet, config: CleaningConfig) -> tuple[Cha
             last_character = content
         else:
             last_user = content
+        if index in row.cut_turns:
+            found.append(Verdict("truncated" if assistant else "user_truncated", "drop", "stopped on the token limit"))
         if found:
             verdicts[index] = found
     numbered = [(i, m.content) for i, m in enumerate(messages) if m.role == "assistant"]

@@ -109,3 +109,26 @@ def test_dialogue_records_keep_turn_numbers():
     assert chat.messages[0].role == "system" and chat.messages[0].content == "你是林小满"
     assert [m.content for m in chat.messages[1:]] == [t.content for t in dialogue.turns[1:]]
     assert [m.role for m in chat.messages[1:]] == ["user", "assistant"] * 3
+
+
+def test_a_turn_the_generator_cut_on_its_token_limit_cuts_the_row_though_its_text_looks_whole():
+    """我感觉到了一种 reads as finished to every text rule; the simulator knows it was cut."""
+    opening = "早啊<emotion>happy</emotion>"
+    exchanges = [
+        ("今天好累啊", "辛苦啦<emotion>sad</emotion>"),
+        ("我感觉到了一种", "什么感觉？<emotion>surprised</emotion>"),
+        ("说不清楚", "那先喝杯咖啡吧<emotion>happy</emotion>"),
+    ]
+    record = make_dialogue(exchanges, opening)
+    record.turns[3] = record.turns[3].model_copy(update={"cut": True})
+    chat = dialogue_row(record)
+    assert chat.cut_turns == [3]
+    result = clean([chat], min_exchanges=1)
+    assert codes_by_turn(result)[3] == {"user_truncated"}
+    assert [m.content for m in result.kept[0].messages[1:]] == ["今天好累啊", "辛苦啦<emotion>sad</emotion>"]
+    drops = to_drops(result.reports)
+    assert [(d.turn, d.reason, d.action) for d in drops] == [(3, "user_truncated", "cut")]
+
+    record.turns[3] = record.turns[3].model_copy(update={"cut": False})
+    record.turns[2] = record.turns[2].model_copy(update={"cut": True})
+    assert codes_by_turn(clean([dialogue_row(record)], min_exchanges=1))[2] == {"truncated"}
