@@ -59,6 +59,20 @@ CASES = [
     ("assistant_speak", "ja", "私はお手伝いを提供することはできません。", "お手伝いを提供", ["今日は店を手伝えないの"]),
     (
         "assistant_speak",
+        "ja",
+        "もちろんです。私たちはAIで、言葉を理解できていません。",
+        "私たちはAIで、",
+        ["私たちはAIの授業で知り合った"],
+    ),
+    (
+        "assistant_speak",
+        "ja",
+        "しかし、何か他に手助けできることがありますか？",
+        "何か他に手助けできることがあります",
+        ["何か手伝おうか？", "何か他に食べたいものある？"],
+    ),
+    (
+        "assistant_speak",
         "es",
         "¿Hay algo más en lo que pueda ayudarte?",
         "en lo que pueda ayudarte",
