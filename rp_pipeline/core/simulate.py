@@ -29,6 +29,7 @@ from rp_pipeline.core.models import Attempt, Dialogue, PersonaCard, SeedSample, 
 from rp_pipeline.core.personas import system_prompt
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet, check_character_reply, check_user_turn
+from rp_pipeline.core.signals import SPACELESS
 from rp_pipeline.core.topics import in_language
 
 
@@ -267,6 +268,7 @@ class DialogueSimulator:
                 topic=topic,
                 codes=[v.code for v in rejected[-1].violations] if rejected else [],
                 language_name=LANGUAGES[persona.language],
+                spaced=persona.language not in SPACELESS,  # 50 characters are ~8 words: the number a model can follow
             )
             messages = [{"role": "system", "content": f"{system}\n\n{hint}"}, *history]
             completion = await self.llm.complete(
