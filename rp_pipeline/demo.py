@@ -67,6 +67,11 @@ def run_demo(settings: Settings) -> int:
             instance=instance, raise_on_error=False, run_config=quiet
         )
     minutes = (time.monotonic() - started) / 60
+    for check in result.get_asset_check_evaluations():
+        if not check.passed:  # say why the graph stopped: the check's own words (its "failing" metadata)
+            failing = check.metadata.get("failing")
+            why = getattr(failing, "value", None) or check.description or "see the UI"
+            _say(f"check {check.asset_check_key.name} on {check.asset_key.to_user_string()} failed: {why}")
     _summary(settings, result.success, failed, minutes)
     return 0 if result.success and not failed else 1
 
@@ -80,11 +85,15 @@ def _load_output(settings: Settings, asset: str):
 def _summary(settings: Settings, success: bool, failed: list[str], minutes: float) -> None:
     data = settings.data_dir
     corpus_dirs = sorted((data / "corpus").glob("corpus-*"), key=lambda p: p.stat().st_mtime)
+
+    def built(path: Path) -> str:
+        return str(path) if path.exists() else "(not built)"
+
     lines = [
         "",
         f"{'Done' if success and not failed else 'Finished with failures'} in {minutes:.1f} min.",
-        f"  scores (leaderboard):  {data / 'leaderboard.parquet'}",
-        f"  eval details:          {data / 'assets' / 'eval_scores.json'}",
+        f"  scores (leaderboard):  {built(data / 'leaderboard.parquet')}",
+        f"  eval details:          {built(data / 'assets' / 'eval_scores.json')}",
         f"  corpus:                {corpus_dirs[-1] if corpus_dirs else '(not built)'}",
         f"  lineage DB (DuckDB):   {data / 'lineage' / 'lineage.duckdb'}",
         "  trace a corpus row:    .venv/bin/rp lineage trace ROW_ID   (row ids: corpus rows.jsonl)",
