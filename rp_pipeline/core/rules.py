@@ -63,6 +63,7 @@ class RuleSet(BaseModel):
     assistant_patterns: dict[str, list[str]]  # regular expressions: families of assistant phrasings
     language_names: dict[str, list[str]]  # regular expressions: talking about the language spoken
     dangling_words: dict[str, list[str]]  # words a clause never ends on (a cut clause does)
+    sentence_heads: dict[str, list[str]]  # words never a sentence alone (…需求。你 was cut)
 
     @classmethod
     def load(cls, rules_dir: Path) -> RuleSet:
@@ -114,6 +115,9 @@ class RuleSet(BaseModel):
 
     def dangling(self, language: str) -> frozenset[str]:
         return frozenset(word.casefold() for word in self.dangling_words.get(language, ()))
+
+    def heads(self, language: str) -> frozenset[str]:
+        return frozenset(word.casefold() for word in self.sentence_heads.get(language, ()))
 
     @cached_property
     def folded(self) -> dict[str, tuple[str, ...]]:
@@ -308,7 +312,9 @@ def check_character_reply(
     else:
         if word := next(filter(None, (find_label_word(c, language) for c in clauses)), None):
             found.append(Violation(code="bad_format", detail=f"label word {word!r} outside a tag"))
-    if detail := find_truncation(_IMAGE_BLOCK.sub("", raw), clauses, rules.dangling(language), language):
+    if detail := find_truncation(
+        _IMAGE_BLOCK.sub("", raw), clauses, rules.dangling(language), language, rules.heads(language)
+    ):
         found.append(Violation(code="truncated", detail=detail))
     if repeated := find_self_repeat(_IMAGE_BLOCK.sub("", raw)):
         found.append(Violation(code="self_repeat", detail=repeated))

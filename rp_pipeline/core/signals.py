@@ -177,6 +177,9 @@ def _korean_stem(clause: str) -> bool:
     return "\uac00" <= last <= "\ud7a3" and (ord(last) - 0xAC00) % 28 in _KO_STEM_FINALS
 
 
+_SENTENCE_BREAK = regex.compile(r"[.!?。！？]+")
+
+
 def _cut_last_word(clause: str, language: str) -> str | None:
     """How the last clause ends mid-word, or None: a Japanese verb cut before its ending
     (終わっ), a Korean stem without its ending (많), or a last word that the language's word
@@ -225,10 +228,17 @@ def _split_word(before: str, after: str, language: str | None) -> bool:
     )
 
 
-def find_truncation(raw: str, clauses: list[str], dangling: frozenset[str], language: str | None = None) -> str | None:
+def find_truncation(
+    raw: str,
+    clauses: list[str],
+    dangling: frozenset[str],
+    language: str | None = None,
+    heads: frozenset[str] = frozenset(),
+) -> str | None:
     """How a reply was cut short, or None: it ends inside a tag (`…<emoti`, `<emotion>hap`),
     a word runs on across a clause tag (`I'm an AI-compani<emotion>happy</emotion>on app`),
     a clause stops on a hyphen or on a word no clause ends on ("the", "and", 因为: `dangling`),
+    its last sentence is a word that only begins one (…需求。你: `heads`),
     or the last clause ends mid-word (see `_cut_last_word`; given `language`). `clauses` are
     the clause texts, tags removed. A Chinese clause cut after a whole word (我听说你们下周)
     or inside one whose head is a word too (一点桂) cannot be told from a finished one."""
@@ -244,6 +254,9 @@ def find_truncation(raw: str, clauses: list[str], dangling: frozenset[str], lang
         clause = clause.rstrip()
         if _HYPHEN_CUT.search(clause):
             return f"clause ends mid-word: {clause[-15:]!r}"
+        sentences = _SENTENCE_BREAK.split(clause)
+        if len(sentences) > 1 and (lone := sentences[-1].strip().casefold()) in heads:
+            return f"clause ends on a lone {lone!r}: {clause[-20:]!r}"
         if language in SPACELESS:
             if ending := next((w for w in dangling if clause.endswith(w) and len(clause) > len(w)), None):
                 return f"clause ends on {ending!r}: {clause[-20:]!r}"

@@ -324,3 +324,12 @@ def test_a_two_letter_head_is_cut_but_an_interjection_after_a_comma_is_not():
     assert "truncated" in found("The peonies sold out in two da" + E("surprised"), "en")
     for reply, lang in [("You wish, ha", "en"), ("What's up, yo", "en"), ("Ven aquí, ma", "es")]:
         assert "truncated" not in found(reply + E("happy"), lang), reply
+
+
+def test_a_last_sentence_that_is_only_a_sentence_head_is_cut():
+    """The 0.5B model's 我将尽我所能来满足您的需求。你<emotion>: a pronoun alone is no sentence."""
+    assert "lone '你'" in found("谢谢你！我很高兴。你" + E("happy"), "zh")["truncated"]
+    assert "lone 'you'" in found("Take care. You" + E("neutral"), "en")["truncated"]
+    whole = [("谢谢你", "zh"), ("真的吗？你呢", "zh"), ("我想你", "zh"), ("Hey, you", "en"), ("Thank you", "en")]
+    for reply, lang in whole:
+        assert "truncated" not in found(reply + E("happy"), lang), reply
