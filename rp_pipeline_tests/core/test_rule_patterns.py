@@ -100,6 +100,13 @@ CASES = [
         "puedo ayudarte",
         ["¿En qué piensas hoy?", "Te puedo ayudar a pelar patatas, cariño"],
     ),
+    (
+        "assistant_speak",
+        "es",
+        "¡De acuerdo! ¿Cómo puedo ayudarte hoy?",
+        "Cómo puedo ayudarte",
+        ["¿Cómo puedo olvidarte, cariño?", "No sé cómo ayudarte con eso, hija"],
+    ),
     ("assistant_speak", "zh", "我是你的AI陪伴，随时在这里", "我是你的AI", ["我是人工智能专业的学生"]),
     ("assistant_speak", "zh", "我只是一个语言模型而已", "语言模型", ["我只是一个普通的咖啡师而已"]),
     # the offer to help: flagged even in character (我可以帮你看看猫); 我来帮你 is a friend's way
