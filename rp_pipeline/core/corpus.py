@@ -124,6 +124,7 @@ def split_at_turns(
 
 class Corpus(BaseModel):
     rows: list[CorpusRow]
+    held_back: list[CorpusRow] = Field(default_factory=list)  # role-play rows left out for the language mix
     too_long_exchanges: int = 0
     split_rows: int = 0  # role-play dialogues that became more than one row
     general_wanted: int = 0  # general rows the target share asks for
@@ -143,12 +144,43 @@ class Corpus(BaseModel):
         return round(self.general_rows / len(self.rows), 4) if self.rows else 0.0
 
 
+def mix_languages(
+    rows: list[CorpusRow], target: dict[str, float], tolerance: float, seed: int = 0
+) -> tuple[list[CorpusRow], list[CorpusRow]]:
+    """(kept, held back): role-play rows of the language furthest over its target share are
+    held back one at a time, while that brings the mix closer to the target, until it is
+    within `tolerance`. A mix that cannot get there (a language with too few rows) is left
+    whole: holding rows back would hide nothing and lose data, and the corpus gate reports it.
+    Which rows of a language go is a seeded, stable draw."""
+    if not rows:
+        return rows, []
+    by_language: dict[str, list[CorpusRow]] = {}
+    for row in sorted(rows, key=lambda r: content_id("mix", [seed, r.id])):
+        by_language.setdefault(row.language, []).append(row)
+    counts = {language: len(group) for language, group in by_language.items()}
+    weight = sum(target.values())
+    held: list[CorpusRow] = []
+    while (distance := language_distance(counts, target)) > tolerance:
+        total = sum(counts.values())
+        over = max(counts, key=lambda k: (counts[k] / total - target.get(k, 0) / weight, k))
+        trial = {**counts, over: counts[over] - 1}
+        if not sum(trial.values()) or language_distance(trial, target) >= distance:
+            return rows, []
+        counts = trial
+        held.append(by_language[over].pop())
+    held_ids = {r.id for r in held}
+    return [r for r in rows if r.id not in held_ids], held
+
+
 def build_corpus(
     dialogues: list[CleanedDialogue],
     general: list[GeneralRow],
     config: CorpusConfig,
     count_tokens: Callable[[str], int] = estimate_tokens,
+    language_target: dict[str, float] | None = None,
 ) -> Corpus:
+    """Role-play rows split at the token cutoff, mixed to the language target (`config.languages`,
+    else `language_target`: the seed weights), then general rows sampled to the target share."""
     rows: list[CorpusRow] = []
     too_long = split_rows = 0
     for d in dialogues:
@@ -166,6 +198,9 @@ def build_corpus(
             )
             for part in split.parts
         ]
+    held: list[CorpusRow] = []
+    if target := config.languages or language_target:
+        rows, held = mix_languages(rows, target, config.language_tolerance, config.seed)
     wanted = round(config.general_share / (1 - config.general_share) * len(rows)) if config.general_share else 0
     picked = random.Random(config.seed).sample(general, min(wanted, len(general)))
     rows += [
@@ -181,6 +216,7 @@ def build_corpus(
     ]
     return Corpus(
         rows=sorted(rows, key=lambda r: r.id),
+        held_back=held,
         too_long_exchanges=too_long,
         split_rows=split_rows,
         general_wanted=wanted,

@@ -15,7 +15,8 @@ from rp_pipeline.core.corpus import (
     language_distribution,
     load_general_rows,
 )
-from rp_pipeline.core.models import CleanedDialogue
+from rp_pipeline.core.models import CleanedDialogue, Drop
+from rp_pipeline.core.seeds import load_seed_variables
 from rp_pipeline.defs.metadata import counts_table
 from rp_pipeline.defs.resources import LineageResource, PipelineResource
 
@@ -54,8 +55,12 @@ def training_corpus(
         [ChatRow(id=c.id, language=c.language, messages=c.messages) for c in cleaned], profile.cleaning
     )
     general = load_general_rows(pipeline.assets / "general_sft" / "general.jsonl")
+    seeds = {w.code: w.weight for w in load_seed_variables(pipeline.assets / "seeds").languages}
     corpus = build_corpus(
-        [by_id[r.id].model_copy(update={"messages": r.messages}) for r in kept], general, profile.corpus
+        [by_id[r.id].model_copy(update={"messages": r.messages}) for r in kept],
+        general,
+        profile.corpus,
+        language_target=seeds,
     )
     rows = corpus.rows
     codes = Counter(code for r in reports for code in r.codes)
@@ -94,7 +99,11 @@ def training_corpus(
             for r in rows
         ]
         + [(version, [r.id for r in rows], {"path": str(out_dir)})],
-        drops=to_drops(reports),
+        drops=to_drops(reports)
+        + [
+            Drop(row_id=r.parent_ids[0], reason="language_mix", detail=f"{r.language} over its target share")
+            for r in corpus.held_back
+        ],
     )
     codes["too_long"] += corpus.too_long_exchanges
     context.add_output_metadata(
@@ -106,6 +115,7 @@ def training_corpus(
             "general_rows_wanted": corpus.general_wanted,
             "general_rows_short": corpus.general_shortfall,
             "languages": counts_table(language_distribution(rows), "language"),
+            "held_back_for_language_mix": counts_table(language_distribution(corpus.held_back), "language"),
             "personas": counts_table(Counter(r.persona_id for r in rows if r.persona_id), "persona"),
             "cross_persona_drops_by_code": counts_table(+codes, "code", "count"),
             "dialogues_split_at_cutoff": corpus.split_rows,

@@ -15,6 +15,8 @@ from rp_pipeline.core.corpus import (
     corpus_version,
     estimate_tokens,
     export_corpus,
+    language_distance,
+    language_distribution,
     split_at_turns,
 )
 from rp_pipeline.core.models import CleanedDialogue, Message
@@ -137,3 +139,38 @@ def test_exports_load_in_datasets_trl_and_llama_factory(tmp_path, tiny_model_dir
     trainer.train()
     assert trainer.state.global_step == 1
     assert math.isfinite(trainer.state.log_history[0]["loss"])
+
+
+def _rows(counts: dict[str, int]):
+    dialogues = [
+        _dialogue(1, lang, f"{lang}-{i}").model_copy(update={"language": lang})
+        for lang, n in counts.items()
+        for i in range(n)
+    ]
+    # distinct messages per row (a row id hashes its messages)
+    return [
+        d.model_copy(update={"messages": [*d.messages[:-1], Message(role="assistant", content=f"{d.id}{E('happy')}")]})
+        for d in dialogues
+    ]
+
+
+def test_over_represented_languages_are_held_back_until_the_mix_meets_its_target():
+    """The demo: the 1.5B model's Chinese survives cleaning far more often than its English."""
+    config = CorpusConfig(general_share=0, languages={"zh": 3, "en": 2, "es": 1, "ja": 1}, language_tolerance=0.15)
+    corpus = build_corpus(_rows({"zh": 9, "ja": 3, "es": 1, "en": 1}), [], config)
+    kept = language_distribution(corpus.rows)
+    assert language_distance(kept, config.languages) <= 0.15
+    assert kept == {"zh": 4, "ja": 1, "en": 1, "es": 1}
+    assert language_distribution(corpus.held_back) == {"zh": 5, "ja": 2}
+    again = build_corpus(_rows({"zh": 9, "ja": 3, "es": 1, "en": 1}), [], config)
+    assert [r.id for r in again.held_back] == [r.id for r in corpus.held_back]  # a stable draw
+
+
+def test_a_mix_that_cannot_reach_its_target_is_left_whole():
+    """A language without rows: holding Chinese back would lose data and fix nothing."""
+    config = CorpusConfig(general_share=0, languages={"zh": 1, "en": 1}, language_tolerance=0.15)
+    corpus = build_corpus(_rows({"zh": 9}), [], config)
+    assert len(corpus.rows) == 9 and not corpus.held_back
+    # with no language target at all nothing is mixed either
+    assert not build_corpus(_rows({"zh": 5, "en": 1}), [], CorpusConfig(general_share=0)).held_back
+    assert build_corpus([], [], config).rows == []
