@@ -34,6 +34,7 @@ from rp_pipeline.core.signals import (
     find_self_repeat,
     find_structure,
     find_truncation,
+    letter_weight,
 )
 
 _STAGE_DIRECTION = re.compile(
@@ -220,7 +221,8 @@ def is_near_copy(reply: str, earlier: str) -> bool:
     mine, theirs = normalized(reply), normalized(earlier)
     if not mine or not theirs:
         return False
-    if min(len(mine), len(theirs)) >= 8 and (mine in theirs or theirs in mine):
+    # a CJK character weighs two letters: 输了算我的 (the tail of the opening line) is a copy, 好的 is not
+    if min(letter_weight(mine), letter_weight(theirs)) >= 8 and (mine in theirs or theirs in mine):
         return True
     shared = sum((_letter_counts(mine) & _letter_counts(theirs)).values())
     if 2 * shared / (len(mine) + len(theirs)) < ECHO_SIMILARITY:  # the ratio never exceeds this bound

@@ -340,3 +340,11 @@ def test_a_last_sentence_that_is_only_a_sentence_head_is_cut():
     whole = [("谢谢你", "zh"), ("真的吗？你呢", "zh"), ("我想你", "zh"), ("Hey, you", "en"), ("Thank you", "en")]
     for reply, lang in whole:
         assert "truncated" not in found(reply + E("happy"), lang), reply
+
+
+def test_a_reply_that_is_the_tail_of_the_opening_line_is_an_echo():
+    """A kept demo reply of 陈凯: five characters, all of them the end of his opening line."""
+    opening = "上线了没" + E("neutral") + "今晚再冲一把黄金，输了算我的！" + E("happy")
+    codes = [v.code for v in check_character_reply("输了算我的！" + E("happy"), "zh", RULES, opening_line=opening)]
+    assert codes == ["echo"]
+    assert not check_character_reply("好的" + E("happy"), "zh", RULES, opening_line="好的呀，" + opening)
