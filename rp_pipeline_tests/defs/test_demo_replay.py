@@ -28,7 +28,8 @@ TAG = re.compile(r"<[^<>]*>[^<>]*</[^<>]*>|<[^<>]*>")
 LABEL_WORD = re.compile(r"(?<![A-Za-z])(" + "|".join(EMOTIONS) + r")(?![A-Za-z])", re.IGNORECASE)
 DEGENERATE = re.compile(r"(.)\1{5,}|(..)\2{4,}")
 USER_ASSISTANT = re.compile(
-    r"I'?m sorry, but I can'?t|as an AI|I'?m an AI|申し訳ありませんが|作为(一个)?AI|我(只)?是(一个)?(AI|人工智能)",
+    r"I'?m sorry, but I can'?t|as an AI|I'?m an AI|申し訳ありませんが|お手伝いできません"
+    r"|作为(一个)?AI|我(只)?是(一个)?(AI|人工智能)",
     re.IGNORECASE,
 )
 # A Latin-script clause cut mid-word: a word fragment glued to the tag that closes the clause.
