@@ -32,7 +32,7 @@ def read_rows(path: Path) -> tuple[list[ChatRow], list[str]]:
 def write_outputs(result: CleaningResult, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     kept, report = out_dir / "kept.jsonl", out_dir / "report.jsonl"
-    kept.write_text("".join(r.model_dump_json(exclude_none=True) + "\n" for r in result.kept), encoding="utf-8")
+    kept.write_text("".join(r.model_dump_json(exclude_defaults=True) + "\n" for r in result.kept), encoding="utf-8")
     report.write_text(
         "".join(json.dumps(r.model_dump(), ensure_ascii=False) + "\n" for r in result.reports), encoding="utf-8"
     )
