@@ -85,14 +85,15 @@ class LLMResource(ConfigurableResource):
         return self._client(config.with_role("character", character.model_copy(update=update)))
 
     def served_client(self, api_base: str, model_id: str, max_tokens: int) -> LLMClient:
-        """A client whose character role is a model under evaluation served at `api_base`,
-        sampled plainly (no grammar): evaluation measures the model, not the constraints."""
+        """A client of the model under evaluation served at `api_base`, sampled plainly (no
+        grammar): evaluation measures the model, not the constraints. Every role is that model
+        (only the character is asked), so the map's other bundled models need no server here."""
         config = load_llm_config(self.config_path)
         plain = RoleConfig(model=EMBEDDED, temperature=0.7, max_tokens=max_tokens)
         # One request at a time: each scenario turn then extends the previous prompt, and
         # llama.cpp re-evaluates only the new tokens.
-        config = config.with_role("character", plain, max_concurrency=1)
-        return LLMClient(config, ResponseCache(self.cache_path), {EMBEDDED: api_base}, served_as={EMBEDDED: model_id})
+        served = config.model_copy(update={"roles": dict.fromkeys(config.roles, plain), "max_concurrency": 1})
+        return LLMClient(served, ResponseCache(self.cache_path), {EMBEDDED: api_base}, served_as={EMBEDDED: model_id})
 
     def _start_embedded(self, names: set[str]) -> dict[str, str]:
         from rp_pipeline.llm.embedded import embedded_servers

@@ -43,3 +43,14 @@ def test_the_policy_is_the_bundled_base_model_when_a_larger_bundled_model_writes
         assert "extra_body" not in policy.deployments("character")[0]["litellm_params"]
         # a model trained from another base samples from the writer, as before
         assert resource.policy_client("/models/my-7b").routed_model("character") == "openai/embedded-1.5b"
+
+
+def test_the_served_client_needs_only_the_server_of_the_model_under_evaluation(tmp_path):
+    """The demo's map names the 1.5B writer too; evaluating the tuned 0.5B must not need it."""
+    path = tmp_path / "m.yaml"
+    path.write_text((REPO_ROOT / "assets" / "models" / "embedded.yaml").read_text())
+    resource = LLMResource(config_path=str(path), cache_path=str(tmp_path / "c.sqlite"))
+    client = resource.served_client("http://127.0.0.1:9/v1", "int8-abc", max_tokens=40)
+    params = client.deployments("character")[0]["litellm_params"]
+    assert params["model"] == "openai/int8-abc" and params["api_base"] == "http://127.0.0.1:9/v1"
+    assert "extra_body" not in params and params["max_tokens"] == 40
