@@ -13,19 +13,25 @@ from rp_pipeline.core.rules import RuleSet, check_character_reply, check_user_tu
 
 def content_violations(messages: list[Message], language: str, rules: RuleSet) -> list[tuple[int, Violation]]:
     """Every rule a kept turn breaks: assistant turns against the user's message, the opening
-    line, their earlier replies and the character's name; user turns against the reply before."""
+    line, their earlier replies and the character's name; user turns against the reply before
+    and the user's own earlier turns."""
     system = messages[0].content if messages and messages[0].role == "system" else ""
     name, opening = speaker_of(system)
     found: list[tuple[int, Violation]] = []
     replies: list[str] = []
+    users: list[str] = []
     last_user: str | None = None
     last_character = opening
     for index, message in enumerate(messages):
         if message.role == "user":
             found += [
-                (index, v) for v in check_user_turn(message.content, language, rules, last_character=last_character)
+                (index, v)
+                for v in check_user_turn(
+                    message.content, language, rules, last_character=last_character, previous_user_turns=users
+                )
             ]
             last_user = message.content
+            users.append(message.content)
         elif message.role == "assistant":
             violations = check_character_reply(
                 message.content,

@@ -337,7 +337,14 @@ def check_character_reply(
     return found
 
 
-def check_user_turn(text: str, language: str, rules: RuleSet, *, last_character: str | None = None) -> list[Violation]:
+def check_user_turn(
+    text: str,
+    language: str,
+    rules: RuleSet,
+    *,
+    last_character: str | None = None,
+    previous_user_turns: Iterable[str] = (),
+) -> list[Violation]:
     """Every way a simulated user turn is garbage that the character should not be trained
     to answer: assistant-speak or a refusal, a degenerate repeat or keyboard mash, a copy of
     the character's last reply (a near-copy of the whole: picking one of the options the
@@ -355,6 +362,10 @@ def check_user_turn(text: str, language: str, rules: RuleSet, *, last_character:
         found.append(Violation(code="user_degenerate", detail=degenerate))
     if last_character is not None and is_near_copy(text, last_character):
         found.append(Violation(code="user_echo", detail="repeats the character's reply"))
+    elif letter_weight(normalized(text)) >= ECHO_MIN_BLOCK and (
+        number := next((n for n, earlier in enumerate(previous_user_turns, 1) if is_echo(text, earlier)), None)
+    ):  # a user may say 好的 or "haha" twice; a sentence again is a loop
+        found.append(Violation(code="user_echo", detail=f"repeats the user's turn {number}"))
     plain = visible_text(text, "\n")
     if detail := assistant_speak(text, plain, rules):
         found.append(Violation(code="user_assistant_speak", detail=detail))

@@ -203,7 +203,13 @@ class DialogueSimulator:
         for turn in kept:
             if turn.role == "user":
                 text = turn.content.strip()
-                violations = check_user_turn(text, persona.language, self.rules, last_character=turns[-1].content)
+                violations = check_user_turn(
+                    text,
+                    persona.language,
+                    self.rules,
+                    last_character=turns[-1].content,
+                    previous_user_turns=[t.content for t in turns if t.role == "user"],
+                )
                 turns.append(Turn(role="user", content=text, violations=violations))
                 continue
             text = turn.content.strip()
@@ -245,7 +251,13 @@ class DialogueSimulator:
                 "user_agent", [{"role": "user", "content": prompt}], seed=stable_seed(dialogue_id, len(turns), attempt)
             )
             text = _one_line(completion.text)
-            violations = check_user_turn(text, persona.language, self.rules, last_character=turns[-1].content)
+            violations = check_user_turn(
+                text,
+                persona.language,
+                self.rules,
+                last_character=turns[-1].content,
+                previous_user_turns=[t.content for t in turns if t.role == "user"],
+            )
             # the limit cut the line kept only when nothing follows it (a first line, then a cut second one, is whole)
             cut = completion.cut and "\n" not in completion.text.strip()
             if cut:

@@ -29,6 +29,7 @@ class TurnContext:
     previous_replies: tuple[str, ...] = ()
     character_name: str | None = None
     last_character: str | None = None  # the character message this user turn answers (user_echo)
+    previous_user_turns: tuple[str, ...] = ()  # a user turn must not copy the user's earlier ones either
 
 
 TurnFilter = Callable[[TurnContext], list[Verdict]]
@@ -72,7 +73,13 @@ def reply_rules(turn: TurnContext) -> list[Verdict]:
     """The rules generation uses, for both speakers: a user turn that is garbage (assistant-
     speak, degenerate, an echo, markup, another language) cuts the row as a bad reply does."""
     if turn.role == "user":
-        found = check_user_turn(turn.content, turn.language, turn.rules, last_character=turn.last_character)
+        found = check_user_turn(
+            turn.content,
+            turn.language,
+            turn.rules,
+            last_character=turn.last_character,
+            previous_user_turns=turn.previous_user_turns,
+        )
     else:
         found = check_character_reply(
             turn.content,

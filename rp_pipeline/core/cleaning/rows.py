@@ -42,6 +42,7 @@ def clean_row(row: ChatRow, rules: RuleSet, config: CleaningConfig) -> tuple[Cha
     last_user: str | None = None
     last_character = row.opening_line
     replies: list[str] = []
+    users: list[str] = []
     for index, message in enumerate(messages):
         if message.role == "system":
             continue
@@ -56,6 +57,7 @@ def clean_row(row: ChatRow, rules: RuleSet, config: CleaningConfig) -> tuple[Cha
             previous_replies=tuple(replies) if assistant else (),
             character_name=row.character_name,
             last_character=None if assistant else last_character,
+            previous_user_turns=() if assistant else tuple(users),
         )
         content, found = run_filters(context)
         messages[index] = Message(role=message.role, content=content)
@@ -64,6 +66,7 @@ def clean_row(row: ChatRow, rules: RuleSet, config: CleaningConfig) -> tuple[Cha
             last_character = content
         else:
             last_user = content
+            users.append(content)
         if index in row.cut_turns:
             found.append(Verdict("truncated" if assistant else "user_truncated", "drop", "stopped on the token limit"))
         if found:

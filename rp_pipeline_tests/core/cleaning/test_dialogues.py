@@ -132,3 +132,27 @@ def test_a_turn_the_generator_cut_on_its_token_limit_cuts_the_row_though_its_tex
     record.turns[3] = record.turns[3].model_copy(update={"cut": False})
     record.turns[2] = record.turns[2].model_copy(update={"cut": True})
     assert codes_by_turn(clean([dialogue_row(record)], min_exchanges=1))[2] == {"truncated"}
+
+
+def test_a_user_turn_that_repeats_the_users_own_earlier_turn_cuts_the_row():
+    """周屿's demo row: the simulated user said its first message again, with a question in front."""
+    said = "但你的身体状况看起来还好。有时候确实需要晚班，不过我也期待你的休息和放松。"
+    first = "你真是很细心啊！我明白了加班的辛苦，" + said
+    again = "你是不是觉得我需要更多的休息和放松？我明白加班的辛苦，" + said
+    exchanges = [
+        (first, "我明白你的感受" + "<emotion>neutral</emotion>"),
+        (again, "确实需要放松和休息" + "<emotion>neutral</emotion>"),
+    ]
+    result = clean(
+        [dialogue_row(make_dialogue(exchanges, "又在电梯碰到你了<emotion>surprised</emotion>"))], min_exchanges=1
+    )
+    assert codes_by_turn(result)[3] == {"user_echo"}
+    assert len(result.kept[0].messages) == 3  # system, the first exchange
+    # saying something again in other words is no repeat
+    other = [
+        (first, "我明白你的感受<emotion>neutral</emotion>"),
+        ("我今天也加班了，好累", "早点睡吧<emotion>sad</emotion>"),
+    ]
+    assert not clean([dialogue_row(make_dialogue(other, "又在电梯碰到你了<emotion>surprised</emotion>"))]).reports
+    short = [("哈哈", "笑什么<emotion>surprised</emotion>"), ("哈哈", "你今天怪怪的<emotion>neutral</emotion>")]
+    assert not clean([dialogue_row(make_dialogue(short, "又在电梯碰到你了<emotion>surprised</emotion>"))]).reports
