@@ -203,13 +203,7 @@ class DialogueSimulator:
         for turn in kept:
             if turn.role == "user":
                 text = turn.content.strip()
-                violations = check_user_turn(
-                    text,
-                    persona.language,
-                    self.rules,
-                    last_character=turns[-1].content,
-                    previous_user_turns=[t.content for t in turns if t.role == "user"],
-                )
+                violations = self._check_user(text, persona, turns)
                 turns.append(Turn(role="user", content=text, violations=violations))
                 continue
             text = turn.content.strip()
@@ -227,6 +221,16 @@ class DialogueSimulator:
             opening_line=persona.opening_line,
             previous_replies=[t.content for t in turns[1:] if t.role == "character"],
             character_name=persona.name,
+        )
+
+    def _check_user(self, text: str, persona: PersonaCard, turns: list[Turn]) -> list[Violation]:
+        """The user-turn rules, with the character message it answers and the user's earlier turns."""
+        return check_user_turn(
+            text,
+            persona.language,
+            self.rules,
+            last_character=turns[-1].content,
+            previous_user_turns=[t.content for t in turns if t.role == "user"],
         )
 
     async def _user_turn(
@@ -251,13 +255,7 @@ class DialogueSimulator:
                 "user_agent", [{"role": "user", "content": prompt}], seed=stable_seed(dialogue_id, len(turns), attempt)
             )
             text = _one_line(completion.text)
-            violations = check_user_turn(
-                text,
-                persona.language,
-                self.rules,
-                last_character=turns[-1].content,
-                previous_user_turns=[t.content for t in turns if t.role == "user"],
-            )
+            violations = self._check_user(text, persona, turns)
             # the limit cut the line kept only when nothing follows it (a first line, then a cut second one, is whole)
             cut = completion.cut and "\n" not in completion.text.strip()
             if cut:
