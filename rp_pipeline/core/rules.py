@@ -115,10 +115,18 @@ class RuleSet(BaseModel):
         return min(matches, key=lambda m: m.start()).group(0) if matches else None
 
     def dangling(self, language: str) -> frozenset[str]:
-        return frozenset(word.casefold() for word in self.dangling_words.get(language, ()))
+        return self._casefolded_sets["dangling_words"].get(language, frozenset())
 
     def heads(self, language: str) -> frozenset[str]:
-        return frozenset(word.casefold() for word in self.sentence_heads.get(language, ()))
+        return self._casefolded_sets["sentence_heads"].get(language, frozenset())
+
+    @cached_property
+    def _casefolded_sets(self) -> dict[str, dict[str, frozenset[str]]]:
+        """The word lists truncation checks look words up in, built once (every reply asks)."""
+        return {
+            name: {language: frozenset(w.casefold() for w in words) for language, words in lists.items()}
+            for name, lists in (("dangling_words", self.dangling_words), ("sentence_heads", self.sentence_heads))
+        }
 
     @cached_property
     def folded(self) -> dict[str, tuple[str, ...]]:

@@ -17,7 +17,6 @@ from rp_pipeline.core.corpus import corpus_gaps, language_distance, language_dis
 from rp_pipeline.core.gates import content_rates
 from rp_pipeline.core.models import CleanedDialogue, Message
 from rp_pipeline.core.rules import RuleSet
-from rp_pipeline.core.seeds import load_seed_variables
 from rp_pipeline.defs.cleaning import cleaned_dialogues
 from rp_pipeline.defs.corpus import training_corpus
 from rp_pipeline.defs.personas import personas_partitions
@@ -76,7 +75,7 @@ def training_corpus_quality(training_corpus: CorpusArtifact, pipeline: PipelineR
     rows = training_corpus.load_rows()
     roleplay = [r for r in rows if r.source == "roleplay"]
     config = pipeline.load_profile().corpus
-    seeds = {w.code: w.weight for w in load_seed_variables(pipeline.assets / "seeds").languages}
+    seeds = pipeline.seed_language_weights()
     target = config.languages or seeds
     gaps = corpus_gaps(rows, config, seeds)
     general_share = round(1 - len(roleplay) / len(rows), 3) if rows else 0.0

@@ -16,7 +16,6 @@ from rp_pipeline.core.corpus import (
     load_general_rows,
 )
 from rp_pipeline.core.models import CleanedDialogue, Drop
-from rp_pipeline.core.seeds import load_seed_variables
 from rp_pipeline.defs.metadata import counts_table
 from rp_pipeline.defs.resources import LineageResource, PipelineResource
 
@@ -55,7 +54,7 @@ def training_corpus(
         [ChatRow(id=c.id, language=c.language, messages=c.messages) for c in cleaned], profile.cleaning
     )
     general = load_general_rows(pipeline.assets / "general_sft" / "general.jsonl")
-    seeds = {w.code: w.weight for w in load_seed_variables(pipeline.assets / "seeds").languages}
+    seeds = pipeline.seed_language_weights()
     corpus = build_corpus(
         [by_id[r.id].model_copy(update={"messages": r.messages}) for r in kept],
         general,

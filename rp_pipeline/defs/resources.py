@@ -12,6 +12,7 @@ from rp_pipeline.core.models import Drop
 from rp_pipeline.core.profile import Profile, load_profile, profile_path
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet
+from rp_pipeline.core.seeds import load_seed_variables
 from rp_pipeline.lineage.models import LineageEvent, LLMCall
 from rp_pipeline.lineage.store import LineageStore
 from rp_pipeline.llm.cache import ResponseCache
@@ -43,6 +44,10 @@ class PipelineResource(ConfigurableResource):
 
     def rules(self) -> RuleSet:
         return RuleSet.load(self.assets / "rules")
+
+    def seed_language_weights(self) -> dict[str, float]:
+        """The seed languages' weights: the role-play language target when a profile sets none."""
+        return {w.code: w.weight for w in load_seed_variables(self.assets / "seeds").languages}
 
 
 class LLMResource(ConfigurableResource):
