@@ -1,6 +1,6 @@
 """Cleaning quality: precision and recall of the cleaner's reason codes on a hand-labeled set.
 
-    python benchmarks/cleaning_quality.py [--data DIR] [--codes a,b] [--show-errors]
+    python benchmarks/cleaning_quality.py [--data DIR] [--codes a,b] [--show-errors] [--rules-only]
 
 The labeled set (`rp_pipeline_tests/data/cleaning_labeled/*.jsonl`, one file per language)
 holds conversations in the `rp clean` input schema (with `opening_line` and `character_name`,
@@ -9,7 +9,9 @@ demo's output) and `labels`: for every user and assistant turn, keyed by its ind
 `messages`, the reason codes it deserves ([] when it is clean).
 
 The rows go through the real cleaner (`clean_rows` with `RuleSet.load(assets/rules)` and the
-default `CleaningConfig`). Every code reported for a turn counts as predicted, whatever the
+default `CleaningConfig`), with the default model map's `cleaner` reading Chinese and Japanese
+endings (the bundled 1.5B: requirements/demo.lock; its answers are cached in data/) unless
+`--rules-only`. Every code reported for a turn counts as predicted, whatever the
 action (cut, drop, repair, or flag for a turn after the row's cut), so turns after the first
 bad one are judged too. Scoring is per (turn, code): a code both labeled and reported is a
 true positive, reported only a false positive, labeled only a false negative. The table
@@ -38,7 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rp_pipeline.core.cleaning import ChatRow, CleaningConfig, CleaningResult, clean_rows
 from rp_pipeline.core.models import Message, NonEmptyStr
 from rp_pipeline.core.rules import RuleSet
-from rp_pipeline.settings import REPO_ROOT
+from rp_pipeline.llm.cleaner import read_endings
+from rp_pipeline.llm.embedded import EmbeddedModelError
+from rp_pipeline.settings import REPO_ROOT, Settings
 
 DATA_DIR = REPO_ROOT / "rp_pipeline_tests" / "data" / "cleaning_labeled"
 ROW_LEVEL_CODES = frozenset({"exact_duplicate", "near_duplicate", "too_few_turns", "overfrequent_pattern"})
@@ -204,8 +208,12 @@ def show_errors(
     return "\n".join(lines)
 
 
-def run(rows: list[LabeledRow], rules_dir: Path = REPO_ROOT / "assets" / "rules") -> CleaningResult:
-    return clean_rows([row.chat_row() for row in rows], RuleSet.load(rules_dir), CleaningConfig())
+def run(
+    rows: list[LabeledRow],
+    rules_dir: Path = REPO_ROOT / "assets" / "rules",
+    unfinished: dict[str, dict[int, str]] | None = None,
+) -> CleaningResult:
+    return clean_rows([row.chat_row() for row in rows], RuleSet.load(rules_dir), CleaningConfig(), unfinished)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,11 +221,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DATA_DIR, help="folder of labeled *.jsonl files")
     parser.add_argument("--codes", help="comma-separated codes to score (default: every turn-level code)")
     parser.add_argument("--show-errors", action="store_true", help="print each false positive and false negative")
+    parser.add_argument(
+        "--rules-only",
+        action="store_true",
+        help="do not ask the model map's `cleaner` whether Chinese/Japanese replies stop mid-clause",
+    )
     args = parser.parse_args(argv)
 
     rows = load_labeled(args.data)
     gold = gold_codes(rows)
-    predicted, details = predicted_codes(rows, run(rows))
+    unfinished = {}
+    if not args.rules_only:
+        settings, threshold = Settings(), CleaningConfig().ending_min_probability
+        chat_rows = [row.chat_row() for row in rows]
+        try:
+            unfinished = read_endings(chat_rows, settings.llm_config_path, settings.data_dir, threshold)
+        except EmbeddedModelError as exc:
+            print(f"cannot read endings: {exc}\n(install requirements/demo.lock or pass --rules-only)", file=sys.stderr)
+            return 2
+    predicted, details = predicted_codes(rows, run(rows, unfinished=unfinished))
     codes = set(args.codes.split(",")) if args.codes else None
     counts, errors = score(gold, predicted, codes)
 

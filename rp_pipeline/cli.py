@@ -22,9 +22,10 @@ def clean_command(args: argparse.Namespace) -> int:
     from rp_pipeline.core.cleaning.files import read_rows, summary, write_outputs
     from rp_pipeline.core.profile import load_profile, profile_path
     from rp_pipeline.core.rules import RuleSet
+    from rp_pipeline.llm.cleaner import read_endings
     from rp_pipeline.settings import Settings
 
-    settings = Settings()
+    settings = Settings(**({"llm_config": args.config} if args.config else {}))
     try:
         rows, errors = read_rows(args.input)
     except (OSError, UnicodeDecodeError) as exc:
@@ -38,7 +39,10 @@ def clean_command(args: argparse.Namespace) -> int:
     config = CleaningConfig()
     if args.profile:
         config = load_profile(profile_path(args.profile, settings.assets_dir)).cleaning
-    result = clean_rows(rows, RuleSet.load(settings.assets_dir / "rules"), config)
+    unfinished = {}
+    if args.read_endings:
+        unfinished = read_endings(rows, settings.llm_config_path, settings.data_dir, config.ending_min_probability)
+    result = clean_rows(rows, RuleSet.load(settings.assets_dir / "rules"), config, unfinished)
     kept, report = write_outputs(result, args.out)
     print(summary(result, rows_in=len(rows) + len(errors), invalid=len(errors)))
     print(f"\nwrote {kept} and {report}")
@@ -47,17 +51,13 @@ def clean_command(args: argparse.Namespace) -> int:
 
 def calibrate_command(args: argparse.Namespace) -> int:
     """Run the configured judge on the calibration set, in both orders, and print its verdict."""
-    import contextlib
-
     from rp_pipeline.core.evaluation import load_eval_cards
     from rp_pipeline.core.judging import calibrate, load_calibration
     from rp_pipeline.core.profile import load_profile, profile_path
     from rp_pipeline.core.prompts import Prompts
     from rp_pipeline.core.rules import RuleSet
-    from rp_pipeline.llm.cache import ResponseCache
-    from rp_pipeline.llm.client import LLMClient
+    from rp_pipeline.llm.client import role_client
     from rp_pipeline.llm.config import load_llm_config
-    from rp_pipeline.llm.embedded import embedded_servers
     from rp_pipeline.settings import Settings
 
     settings = Settings(**({"llm_config": args.config} if args.config else {}))
@@ -66,12 +66,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     cards = load_eval_cards(assets / "eval", RuleSet.load(assets / "rules"))
     items = load_calibration(assets / "eval" / "calibration", cards)
     config = load_llm_config(settings.llm_config_path)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as stack:
-        if config.embedded_models:
-            print("starting the embedded llama.cpp servers on 127.0.0.1", file=sys.stderr)
-        bases = stack.enter_context(embedded_servers(config.embedded_models, settings.data_dir))
-        client = LLMClient(config, ResponseCache(settings.data_dir / "llm_cache.sqlite"), bases)
+    with role_client(config, "judge", settings.data_dir) as client:
         judge = client.routed_model("judge")
         print(f"judging {len(items)} calibration items in both orders with {judge}", file=sys.stderr)
         threshold = profile.evaluation.calibration_threshold
@@ -95,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     clean.add_argument("input", type=Path, help="JSONL file, one chat row per line")
     clean.add_argument("--out", type=Path, required=True, help="output directory")
     clean.add_argument("--profile", help="take the cleaning settings from this run profile (default: built-in)")
+    clean.add_argument(
+        "--read-endings",
+        action="store_true",
+        help="also ask the model map's `cleaner` role whether Chinese/Japanese replies stop mid-clause, which "
+        "no word list can tell (starts the bundled 1.5B model with the default map)",
+    )
+    clean.add_argument("--config", type=Path, help="role -> model map (default: RP_LLM_CONFIG or embedded)")
     clean.set_defaults(func=clean_command)
     evaluation = commands.add_parser("eval", help="evaluation tools")
     eval_commands = evaluation.add_subparsers(dest="eval_command", required=True)

@@ -2,13 +2,15 @@
 
 Roles are routed to models named `fake-<role>`; each role has a scripted behaviour that
 follows the prompt (language, persona examples), and tests can queue exact responses
-(malformed ones included, or `Cut` ones that stop on the token limit) or HTTP errors per
-role. Requests are served concurrently, each after `latency_s`; `peak_in_flight` says how many were ever open at once.
+(malformed ones included, `Cut` ones that stop on the token limit, `NextTokens` ones that are
+a first token's probabilities) or HTTP errors per role. Requests are served concurrently, each
+after `latency_s`; `peak_in_flight` says how many were ever open at once.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -78,6 +80,18 @@ class Cut:
     content: str
 
 
+@dataclass(frozen=True)
+class NextTokens:
+    """A response that is only the first token's alternatives (`logprobs`), as the `cleaner`
+    role asks for: [(token, probability)], likeliest first; a bytes token is part of a character."""
+
+    tokens: tuple[tuple[str | bytes, float], ...]
+
+
+CLAUSE_ENDS = NextTokens((("。", 0.55), ("<", 0.3), ("了", 0.1)))
+CLAUSE_GOES_ON = NextTokens((("花", 0.7), ("圆", 0.2), ("，", 0.001)))
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # up to 32 clients connect at once; the default listen backlog is 5
@@ -91,6 +105,8 @@ class FakeLLM:
         # How the judge picks between two replies (A, B) -> "A" | "B" | "tie"; default: the
         # reply with fewer assistant/format markers (see _markers).
         self.judge_pick: Callable[[str, str], str] | None = None
+        # Endings the `cleaner` reads as unfinished (the reply prefill ends with one of them).
+        self.unfinished_endings: set[str] = set()
         self.calls: Counter[str] = Counter()
         self.queued: dict[str, deque] = defaultdict(deque)
         self.requests: list[dict] = []
@@ -138,7 +154,7 @@ class FakeLLM:
 
     # -- scripted behaviour -------------------------------------------------------------
 
-    def respond(self, role: str, body: dict) -> str | int | Cut:
+    def respond(self, role: str, body: dict) -> str | int | Cut | NextTokens:
         with self._lock:
             if self.queued[role]:
                 return self.queued[role].popleft()
@@ -150,6 +166,9 @@ class FakeLLM:
             if self.violation_every and seed % self.violation_every == 0 and not retry:
                 return BAD_REPLY
             return _character_line(text, turn)
+        if role == "cleaner":  # continues the final assistant message by one token
+            prefix = body["messages"][-1]["content"]
+            return CLAUSE_GOES_ON if any(prefix.endswith(e) for e in self.unfinished_endings) else CLAUSE_ENDS
         if role == "dialogue_writer":  # the whole dialogue; its second character message breaks the rules
             count = int(re.search(r"Write the next (\d+) messages", text).group(1))
             lines = LANGUAGE_LINES.get(_write_in(text), LANGUAGE_LINES["English"])
@@ -216,7 +235,17 @@ class FakeLLM:
                 if isinstance(result, int):
                     self._send(result, {"error": {"message": f"scripted {result}", "type": "server_error"}})
                     return
-                finish_reason = "length" if isinstance(result, Cut) else "stop"
+                finish_reason = "length" if isinstance(result, (Cut, NextTokens)) else "stop"
+                logprobs = None
+                if isinstance(result, NextTokens):
+                    alternatives = [  # a bytes token is part of a character: llama.cpp sends "" and its bytes
+                        {"token": "", "logprob": math.log(p), "bytes": list(t)}
+                        if isinstance(t, bytes)
+                        else {"token": t, "logprob": math.log(p), "bytes": list(t.encode())}
+                        for t, p in result.tokens
+                    ]
+                    first = {**alternatives[0], "top_logprobs": alternatives[: body.get("top_logprobs") or 0]}
+                    logprobs, result = {"content": [first]}, first["token"]
                 result = result.content if isinstance(result, Cut) else result
                 self._send(
                     200,
@@ -230,6 +259,7 @@ class FakeLLM:
                                 "index": 0,
                                 "finish_reason": finish_reason,
                                 "message": {"role": "assistant", "content": result},
+                                "logprobs": logprobs,
                             }
                         ],
                         "usage": {

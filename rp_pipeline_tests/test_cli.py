@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from rp_pipeline.cli import main
 
 E = "<emotion>{}</emotion>".format
@@ -121,3 +123,29 @@ def test_clean_reports_every_code_of_a_flagged_turn(tmp_path, capsys):
     assert lines["user_assistant_speak"] == "1" and lines["goodbye"] == "1" and lines["truncated"] == "0"
     kept = [json.loads(line) for line in (tmp_path / "out" / "kept.jsonl").read_text(encoding="utf-8").splitlines()]
     assert kept[0]["opening_line"] == opening["opening_line"] and "opening_line" not in kept[1]
+
+
+def test_clean_reads_chinese_endings_with_the_cleaner_model_when_asked(tmp_path, capsys, fake_llm, monkeypatch):
+    """`--read-endings` asks the map's `cleaner` about Chinese replies that end on a letter: a
+    reply cut after whole words (我听说你们下周) is `truncated` only then; a map without the role
+    cleans by the rules and says so."""
+    monkeypatch.setenv("RP_DATA_DIR", str(tmp_path / "data"))
+    fake_llm.unfinished_endings = {"下周"}
+    cut = ("考试咋样", "好嘞" + E("happy") + "我听说你们下周" + E("neutral"))
+    source = _write(tmp_path / "in.jsonl", [_row("exam", "zh", [*GOOD_ZH, cut], system="你是小满")])
+    config = fake_llm.write_config(tmp_path / "models.yaml")
+    out = tmp_path / "out"
+    assert main(["clean", str(source), "--out", str(out), "--config", str(config)]) == 0
+    assert (out / "report.jsonl").read_text(encoding="utf-8") == "" and fake_llm.calls["cleaner"] == 0
+    assert main(["clean", str(source), "--out", str(out), "--config", str(config), "--read-endings"]) == 0
+    report = [json.loads(line) for line in (out / "report.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert report == [{"id": "exam", "turn": 6, "role": "assistant", "codes": ["truncated"], "action": "cut"}]
+    assert fake_llm.calls["cleaner"] == 2  # 刚忙完 and 下周 end on a letter; 你请我？ is closed
+    assert "endings: read by openai/fake-cleaner" in capsys.readouterr().err
+
+    without = yaml.safe_load(config.read_text(encoding="utf-8"))
+    del without["roles"]["cleaner"]
+    config.write_text(yaml.safe_dump(without), encoding="utf-8")
+    assert main(["clean", str(source), "--out", str(out), "--config", str(config), "--read-endings"]) == 0
+    assert "endings: rules only" in capsys.readouterr().err
+    assert (out / "report.jsonl").read_text(encoding="utf-8") == ""

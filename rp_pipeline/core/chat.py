@@ -21,6 +21,7 @@ Role = Literal[
     "persona_writer",
     "judge",
     "dialogue_writer",
+    "cleaner",  # optional: reads whether a reply's last clause is finished (core/cleaning/endings)
 ]
 ROLES: tuple[Role, ...] = get_args(Role)
 Messages = list[dict[str, str]]
@@ -38,6 +39,9 @@ class Completion:
 
     text: str
     finish_reason: str | None = None
+    # The likeliest first tokens and their probabilities, most likely first, when asked for
+    # (`top_logprobs`); empty otherwise.
+    next_tokens: tuple[tuple[str, float], ...] = ()
 
     @property
     def cut(self) -> bool:
@@ -50,8 +54,16 @@ class ChatModel(Protocol):
     so the same call asked twice is the same call."""
 
     async def complete(
-        self, role: Role, messages: Messages, *, seed: int, response_schema: dict | None = None
-    ) -> Completion: ...
+        self,
+        role: Role,
+        messages: Messages,
+        *,
+        seed: int,
+        response_schema: dict | None = None,
+        top_logprobs: int = 0,
+    ) -> Completion:
+        """`top_logprobs` > 0 asks for that many alternatives of the first token (`next_tokens`)."""
+        ...
 
     async def structured(self, role: Role, messages: Messages, schema: type[T], *, seed: int) -> T:
         """JSON validated by `schema`; raises `StructuredOutputError` when it never validates."""

@@ -253,6 +253,9 @@ def _without_urls(text: str) -> str:
     return _URL.sub(" ", text) if "://" in text or "www." in text else text
 
 
+SAME_SCRIPT_CONFIDENCE = 0.5  # lingua's confidence in another language of our script, ours under 0.1
+
+
 def _language_violation(spoken: str, language: str) -> Violation | None:
     """`wrong_language` when the text is mostly in another language, `lang_mix` when a
     substantial span of another one sits inside it; None when it is fine or too short."""
@@ -260,14 +263,17 @@ def _language_violation(spoken: str, language: str) -> Violation | None:
     if in_own_script(spoken, language):
         return None
     detected = detect_language(spoken)
-    # lingua can name the language of a short foreign span inside a text mostly written in the
-    # persona's script; when the two languages share no script, the script majority decides.
-    if (
-        detected is not None
-        and detected != language
-        and (scripts_of(detected) & scripts_of(language) or script_share(spoken, language) <= 0.5)
-    ):
-        return Violation(code="wrong_language", detail=f"detected {detected}, expected {language}")
+    if detected is not None and detected != language:
+        # lingua can name the language of a short foreign span inside a text mostly written in
+        # the persona's script; when the two languages share no script, the script majority decides.
+        if not scripts_of(detected) & scripts_of(language):
+            if script_share(spoken, language) <= 0.5:
+                return Violation(code="wrong_language", detail=f"detected {detected}, expected {language}")
+        # Short replies of related languages confuse lingua ("Vale, súbete" reads as Portuguese,
+        # "Croissants, hands down" as French, each with ours near 0.3): a language of our script
+        # counts only when lingua is sure of it and all but rules ours out.
+        elif other := confidently_other(spoken, language, SAME_SCRIPT_CONFIDENCE):
+            return Violation(code="wrong_language", detail=f"detected {other}, expected {language}")
     if span := find_mixed_span(spoken, language):
         return Violation(code="lang_mix", detail=span[:40])
     return None
@@ -383,7 +389,6 @@ def check_user_turn(
     return found
 
 
-USER_LANGUAGE_CONFIDENCE = 0.5  # lingua's confidence in another language of the same script
 USER_LANGUAGE_MIN_WORDS = 2  # "Okay", "Merci", "Pizza": one word of our script is too short to judge
 
 
@@ -401,7 +406,7 @@ def _user_language(plain: str, language: str) -> str | None:
             if script_share(plain, language) <= 0.5:
                 return f"detected {detected}, expected {language}"
         elif len(plain.split()) >= USER_LANGUAGE_MIN_WORDS and (
-            other := confidently_other(plain, language, USER_LANGUAGE_CONFIDENCE)
+            other := confidently_other(plain, language, SAME_SCRIPT_CONFIDENCE)
         ):
             return f"detected {other}, expected {language}"
     if span := find_mixed_span(plain, language):

@@ -15,7 +15,7 @@ def llm_metadata(calls: list[CallRecord]) -> dict[str, Any]:
         "llm_failed_calls": sum(not c.ok for c in calls),
         "prompt_tokens": sum(c.prompt_tokens for c in calls),
         "completion_tokens": sum(c.completion_tokens for c in calls),
-        "cost_usd": MetadataValue.float(round(sum(c.cost_usd for c in calls), 6)),
+        "cost_usd": MetadataValue.float(round(float(sum(c.cost_usd for c in calls)), 6)),
     }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from dagster import AssetExecutionContext, ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
+from rp_pipeline.core.chat import Role
 from rp_pipeline.core.models import Drop
 from rp_pipeline.core.profile import Profile, load_profile, profile_path
 from rp_pipeline.core.prompts import Prompts
@@ -66,8 +67,15 @@ class LLMResource(ConfigurableResource):
             self._stack = stack
             yield self
 
+    def config(self) -> LLMConfig:
+        return load_llm_config(self.config_path)
+
     def client(self) -> LLMClient:
-        return self._client(load_llm_config(self.config_path))
+        return self._client(self.config())
+
+    def role_client(self, role: Role) -> LLMClient:
+        """A client that asks only `role`: only its bundled model is served for it."""
+        return self._client(self.config().only(role))
 
     def _client(self, config: LLMConfig) -> LLMClient:
         if needed := config.embedded_models - self._api_bases.keys():

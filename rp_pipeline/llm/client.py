@@ -9,13 +9,17 @@ litellm is imported lazily so the Dagster code location loads without it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
+import math
 import os
+import sys
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -95,10 +99,18 @@ class LLMClient:
         ]
 
     async def complete(
-        self, role: Role, messages: Messages, *, seed: int, response_schema: dict | None = None
+        self,
+        role: Role,
+        messages: Messages,
+        *,
+        seed: int,
+        response_schema: dict | None = None,
+        top_logprobs: int = 0,
     ) -> Completion:
         cfg = self.config.roles[role]
         request = _request_params(cfg, seed, response_schema)
+        if top_logprobs:
+            request |= {"logprobs": True, "top_logprobs": top_logprobs}
         model = self.routed_model(role)
         # Keyed by the primary model and its parameters: a fallback's answer is cached for
         # the request it answered, so a re-run costs nothing either way.
@@ -106,13 +118,14 @@ class LLMClient:
         key = content_hash({"model": model, "messages": messages, "params": params}, length=40)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             self.calls.append(CallRecord(role, hit.get("model", model), key, True, 0, 0, 0.0, 0.0))
-            return Completion(hit["text"], hit.get("finish_reason"))  # entries cached before it: None
+            # entries cached before finish_reason or next_tokens were recorded: None, ()
+            next_tokens = tuple((token, probability) for token, probability in hit.get("next_tokens", ()))
+            return Completion(hit["text"], hit.get("finish_reason"), next_tokens)
         async with self._limit():
             completion, answered_by = await self._call_router(role, messages, request, key)
         if self.cache is not None:
-            self.cache.put(
-                key, {"text": completion.text, "finish_reason": completion.finish_reason, "model": answered_by}
-            )
+            entry = {"text": completion.text, "finish_reason": completion.finish_reason, "model": answered_by}
+            self.cache.put(key, entry | ({"next_tokens": completion.next_tokens} if completion.next_tokens else {}))
         return completion
 
     async def structured(self, role: Role, messages: Messages, schema: type[T], *, seed: int) -> T:
@@ -231,7 +244,44 @@ class LLMClient:
             )
         )
         choice = response.choices[0]
-        return Completion(choice.message.content or "", getattr(choice, "finish_reason", None)), model
+        text, finish_reason = choice.message.content or "", getattr(choice, "finish_reason", None)
+        return Completion(text, finish_reason, _next_tokens(getattr(choice, "logprobs", None))), model
+
+
+@contextlib.contextmanager
+def role_client(config: LLMConfig, role: Role, data_dir: Path) -> Iterator[LLMClient]:
+    """A client for one role outside a Dagster run (`rp clean`, `rp eval calibrate`, benchmarks),
+    with the shared response cache; only that role's bundled model is served, for the block."""
+    from rp_pipeline.llm.embedded import API_BASES_ENV, embedded_servers
+
+    config = config.only(role)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if config.embedded_models - json.loads(os.environ.get(API_BASES_ENV) or "{}").keys():
+        print(f"starting the embedded llama.cpp server for the {role} role on 127.0.0.1", file=sys.stderr)
+    with embedded_servers(config.embedded_models, data_dir) as bases:
+        yield LLMClient(config, ResponseCache(data_dir / "llm_cache.sqlite"), bases)
+
+
+def _next_tokens(logprobs: Any) -> tuple[tuple[str, float], ...]:
+    """The first token's alternatives as (token, probability), likeliest first, from an OpenAI
+    `choice.logprobs` (litellm hands it on as an object or as a dict)."""
+    if logprobs is None:
+        return ()
+    content = logprobs.get("content") if isinstance(logprobs, dict) else getattr(logprobs, "content", None)
+    if not content:
+        return ()
+    first = content[0]
+    top = first.get("top_logprobs") if isinstance(first, dict) else getattr(first, "top_logprobs", None)
+    alternatives = [alt if isinstance(alt, dict) else alt.model_dump() for alt in top or ()]
+    pairs = [(_token_text(alt), math.exp(alt["logprob"])) for alt in alternatives]
+    return tuple(sorted(pairs, key=lambda pair: -pair[1]))
+
+
+def _token_text(alternative: dict[str, Any]) -> str:
+    """A token's text; a token holding part of a character (llama.cpp sends "" with its bytes,
+    as for the end of the message, which has no bytes) reads as U+FFFD, not as an end."""
+    token, raw = alternative["token"], alternative.get("bytes")
+    return bytes(raw).decode("utf-8", errors="replace") if token == "" and raw else token
 
 
 def _model_params(cfg: ModelConfig) -> dict[str, Any]:

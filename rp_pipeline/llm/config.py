@@ -19,6 +19,9 @@ from rp_pipeline.llm.embedded import EMBEDDED_MODELS, SMALL
 # Optional roles and the role whose model they use when a map leaves them out: the single-call
 # dialogue writer is a long structured-JSON writer, as the persona writer is.
 DEFAULT_ROLES: dict[Role, Role] = {"dialogue_writer": "persona_writer"}
+# Roles a map may leave out, and then nothing does their work: without a `cleaner`, Chinese and
+# Japanese endings are judged by the rules alone (core/cleaning/endings.py).
+OPTIONAL_ROLES: frozenset[Role] = frozenset({"cleaner"})
 EMBEDDED = SMALL.name
 
 
@@ -63,7 +66,7 @@ class LLMConfig(BaseModel):
     max_repairs: int = Field(default=2, ge=0, description="re-asks when structured output fails validation")
 
     def model_post_init(self, __context: object) -> None:
-        missing = [r for r in ROLES if r not in self.roles and r not in DEFAULT_ROLES]
+        missing = [r for r in ROLES if r not in self.roles and r not in DEFAULT_ROLES and r not in OPTIONAL_ROLES]
         if missing:
             raise ValueError(f"roles missing from the model map: {missing}")
         for role, default in DEFAULT_ROLES.items():
@@ -72,6 +75,11 @@ class LLMConfig(BaseModel):
     def with_role(self, role: Role, config: RoleConfig, **updates: object) -> LLMConfig:
         """A copy with one role replaced (evaluation and self-sampling change only the character)."""
         return self.model_copy(update={"roles": {**self.roles, role: config}, **updates})
+
+    def only(self, role: Role) -> LLMConfig:
+        """A copy where every role is `role`'s model: for a process that asks only that role,
+        so that only its bundled model needs a server."""
+        return self.model_copy(update={"roles": dict.fromkeys(self.roles, self.roles[role])})
 
     @property
     def embedded_models(self) -> set[str]:

@@ -33,3 +33,23 @@ def test_a_character_stuck_saying_goodbye_is_dropped_with_its_codes_in_lineage(p
     assert metadata["dialogues_kept"].value == 0 and metadata["dialogues_dropped"].value == 1
     flags = metadata["flags_by_code"].value
     assert "| goodbye |" in flags and "| repetition_loop |" in flags
+
+
+def test_chinese_replies_the_cleaner_model_reads_as_cut_are_dropped_as_truncated(pipeline_settings, fake_llm):
+    """A reply cut after whole words passes every rule; the map's `cleaner` reads it as
+    unfinished, and lineage and the metadata say so."""
+    fake_llm.unfinished_endings = {"下周"}
+    fake_llm.queue("character", *["你最近考试准备得怎么样了？我听说你们下周<emotion>neutral</emotion>"] * 400)
+    results = run_generation(pipeline_settings)
+    assert all(r.success for r in results.values())
+    with LineageStore(pipeline_settings.data_dir / "lineage").connect() as con:
+        details = con.execute(
+            "SELECT detail FROM events WHERE asset = 'cleaned_dialogues' AND kind = 'drop' "
+            "AND reason = 'truncated' AND partition = 'lin-xiaoman'"
+        ).fetchall()
+    assert details and all("我听说你们下周' as unfinished" in d for (d,) in details)
+    [materialization] = results["lin-xiaoman"].asset_materializations_for_node("cleaned_dialogues")
+    metadata = materialization.metadata
+    assert metadata["endings_read_by"].value == "openai/fake-cleaner"
+    assert metadata["endings_read_as_cut"].value == metadata["endings_asked"].value > 0
+    assert metadata["llm_calls"].value == metadata["endings_asked"].value

@@ -6,10 +6,11 @@ import yaml
 from pydantic import BaseModel
 
 from rp_pipeline.core.chat import StructuredOutputError
+from rp_pipeline.core.cleaning.endings import end_probability
 from rp_pipeline.llm.cache import ResponseCache
 from rp_pipeline.llm.client import LLMClient
 from rp_pipeline.llm.config import load_llm_config
-from rp_pipeline_tests.fake_llm import Cut
+from rp_pipeline_tests.fake_llm import Cut, NextTokens
 
 
 class Keywords(BaseModel):
@@ -48,6 +49,29 @@ def test_finish_reason_is_returned_and_cached(fake_llm, tmp_path):
     assert (old.text, old.finish_reason, old.cut) == ("old", None, False)
     plain = second.run(second.complete("scene_agent", [{"role": "user", "content": "y"}], seed=0))
     assert (plain.finish_reason, plain.cut) == ("stop", False)
+
+
+def test_next_token_probabilities_are_asked_for_returned_and_cached(fake_llm, tmp_path):
+    fake_llm.unfinished_endings = {"一点桂"}
+    messages = [{"role": "user", "content": "桂花拿铁"}, {"role": "assistant", "content": "我给你多加一点桂"}]
+    first = client(fake_llm, tmp_path)
+    answer = first.run(first.complete("cleaner", messages, seed=0, top_logprobs=20))
+    sent = fake_llm.requests[-1]
+    assert (sent["logprobs"], sent["top_logprobs"], sent["messages"][-1]["role"]) == (True, 20, "assistant")
+    assert [t for t, _ in answer.next_tokens] == ["花", "圆", "，"]
+    assert answer.next_tokens[0][1] == pytest.approx(0.7)
+    second = client(fake_llm, tmp_path)
+    again = second.run(second.complete("cleaner", messages, seed=0, top_logprobs=20))
+    assert (again.next_tokens, second.calls[-1].cache_hit) == (answer.next_tokens, True)
+    # a token that is part of a character (llama.cpp: "" and its bytes) is no end of message
+    fake_llm.queue("cleaner", NextTokens(((b"\xe6\xaf", 0.5), ("", 0.2), ("。", 0.1))))
+    asked = [*messages, {"role": "user", "content": "?"}]
+    partial = second.run(second.complete("cleaner", asked, seed=0, top_logprobs=5))
+    assert partial.next_tokens == (("\ufffd", pytest.approx(0.5)), ("", pytest.approx(0.2)), ("。", pytest.approx(0.1)))
+    assert end_probability(partial.next_tokens) == pytest.approx(0.3)
+    # a plain request asks for no probabilities and gets none
+    plain = second.run(second.complete("scene_agent", [{"role": "user", "content": "z"}], seed=0))
+    assert "logprobs" not in fake_llm.requests[-1] and plain.next_tokens == ()
 
 
 def test_structured_output_is_repaired_then_gives_up(fake_llm, tmp_path):

@@ -4,6 +4,7 @@ kept rows and a report per flagged turn out."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel
@@ -29,11 +30,18 @@ class CleaningResult(BaseModel):
         return Counter(action for _, action in rows) + Counter(r.action for r in self.reports if r.action == "repair")
 
 
-def clean_rows(rows: list[ChatRow], rules: RuleSet, config: CleaningConfig) -> CleaningResult:
+def clean_rows(
+    rows: list[ChatRow],
+    rules: RuleSet,
+    config: CleaningConfig,
+    unfinished: Mapping[str, Mapping[int, str]] | None = None,
+) -> CleaningResult:
+    """`unfinished`: {row id: {turn: why}}, the replies a language model read as cut
+    (`endings.find_unfinished`, run first by callers that have a `cleaner` model)."""
     kept: list[ChatRow] = []
     reports: list[TurnReport] = []
     for row in rows:
-        cleaned, found = clean_row(row, rules, config)
+        cleaned, found = clean_row(row, rules, config, (unfinished or {}).get(row.id))
         reports += found
         if cleaned is not None:
             kept.append(cleaned)

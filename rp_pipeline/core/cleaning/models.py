@@ -60,6 +60,13 @@ class CleaningConfig(BaseModel):
         default=0.05, gt=0, le=1, description="cap on the share of replies with one opening"
     )
     pattern_min_count: int = Field(default=20, ge=1, description="the cap is never below this many replies")
+    ending_min_probability: float = Field(
+        default=0.005,
+        ge=0,
+        lt=1,
+        description="a Chinese/Japanese reply whose last clause the `cleaner` model ends with less "
+        "than this probability is `truncated` (core/cleaning/endings.py)",
+    )
 
 
 class ChatRow(BaseModel):

@@ -4,6 +4,9 @@ Every flagged turn comes back as a report, so nothing disappears unaccounted."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from rp_pipeline.core.cleaning.endings import merge_cuts
 from rp_pipeline.core.cleaning.filters import TurnContext, run_filters
 from rp_pipeline.core.cleaning.loops import find_loop
 from rp_pipeline.core.cleaning.models import Action, ChatRow, CleaningConfig, TurnReport, Verdict
@@ -33,10 +36,14 @@ def _report(row: ChatRow, turn: int, verdicts: list[Verdict], action: Action) ->
     )
 
 
-def clean_row(row: ChatRow, rules: RuleSet, config: CleaningConfig) -> tuple[ChatRow | None, list[TurnReport]]:
+def clean_row(
+    row: ChatRow, rules: RuleSet, config: CleaningConfig, unfinished: Mapping[int, str] | None = None
+) -> tuple[ChatRow | None, list[TurnReport]]:
     """Each turn is checked against the conversation so far: a reply against the user message
     it answers, the opening line and the character's earlier replies; a user turn against
-    the character message before it (the opening line for the first one)."""
+    the character message before it (the opening line for the first one). `unfinished`: the
+    replies a language model read as cut (`endings.find_unfinished`), with why."""
+    cuts = merge_cuts(row, unfinished or {})
     messages = list(row.messages)
     verdicts: dict[int, list[Verdict]] = {}
     last_user: str | None = None
@@ -67,8 +74,8 @@ def clean_row(row: ChatRow, rules: RuleSet, config: CleaningConfig) -> tuple[Cha
         else:
             last_user = content
             users.append(content)
-        if index in row.cut_turns:
-            found.append(Verdict("truncated" if assistant else "user_truncated", "drop", "stopped on the token limit"))
+        if index in cuts:
+            found.append(Verdict("truncated" if assistant else "user_truncated", "drop", cuts[index]))
         if found:
             verdicts[index] = found
     numbered = [(i, m.content) for i, m in enumerate(messages) if m.role == "assistant"]
