@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rp_pipeline.core.judging import Calibration, PairwiseSummary, RubricVerdict
 from rp_pipeline.core.models import CorpusRow, Record
@@ -47,19 +47,36 @@ class PairsArtifact(Record):
 
 
 class Checkpoint(Record):
-    """A trained model version: LoRA adapters applied in order on a dense base."""
+    """A trained model version: LoRA adapters applied in order on a dense model, which is the
+    base (`method: lora`) or the fully fine-tuned SFT model in `model_dir` (`method: full`).
+    `base_model_dir` is always the model training started from, the baseline evaluation
+    compares with."""
 
     version: str
     stage: Literal["sft", "dpo"]
     base_model_dir: str
-    adapters: list[str] = Field(min_length=1)
+    model_dir: str | None = None  # full SFT's weights (safetensors), under the adapters
+    adapters: list[str] = Field(default_factory=list)
     corpus_version: str
     corpus_rows: int = 0
     corpus_languages: dict[str, int] = Field(default_factory=dict)  # role-play rows per language
-    method: str = "lora"
+    method: Literal["lora", "full"] = "lora"  # how SFT trained (DPO always adds a LoRA)
     steps: dict[str, int] = Field(default_factory=dict)  # optimizer steps per stage (sft, dpo)
     sft_version: str | None = None  # set on a DPO checkpoint
     pairs_version: str | None = None  # set on a DPO checkpoint
+
+    @model_validator(mode="after")
+    def _weights(self) -> Checkpoint:
+        if (self.method == "full") != (self.model_dir is not None):
+            raise ValueError("model_dir is set exactly when method is full")
+        if self.method == "lora" and not self.adapters:
+            raise ValueError("a LoRA checkpoint has at least one adapter")
+        return self
+
+    @property
+    def dense_dir(self) -> str:
+        """The dense model the adapters apply to."""
+        return self.model_dir or self.base_model_dir
 
 
 class QuantizedModel(Record):

@@ -29,6 +29,12 @@ class TrainingProfile(BaseModel):
     dpo_steps: int = Field(default=5, ge=1)
     max_length: int = Field(default=512, ge=32)
     batch_size: int = Field(default=2, ge=1)
+    method: Literal["lora", "full"] = Field(
+        default="lora", description="SFT trains a LoRA adapter or every parameter (DPO always adds a LoRA)"
+    )
+    assistant_only_loss: bool = Field(default=True, description="SFT loss on the character's replies only")
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
+    sft_eval_rows: int = Field(default=0, ge=0, description="corpus rows held out of SFT for its evaluation loss")
     lora_r: int = Field(default=8, ge=1)
     lora_alpha: int = Field(default=16, ge=1)
     sft_learning_rate: float = 2e-4

@@ -37,7 +37,7 @@ def quantize_job(
 ) -> tuple[str, dict[str, Any], str]:
     """(script, config, python) that quantize ``checkpoint`` as the profile says."""
     common = {
-        "base_model_dir": checkpoint.base_model_dir,
+        "base_model_dir": checkpoint.dense_dir,
         "adapters": checkpoint.adapters,
         "output_dir": str(model_dir),
         "corpus_file": corpus.messages,

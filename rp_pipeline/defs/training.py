@@ -89,10 +89,11 @@ def training_metadata(reported: dict[str, Any]) -> dict[str, Any]:
     group_name=GROUP,
     kinds={"pytorch", "huggingface"},
     owners=["team:ml"],
-    code_version="1",
+    code_version="2",
     pool="gpu",
-    description="LoRA SFT (TRL SFTTrainer + PEFT) of the base model on the training corpus, run in a "
-    "separate process through Dagster Pipes; the adapter is saved as safetensors.",
+    description="SFT (TRL SFTTrainer) of the base model on the training corpus, a PEFT LoRA adapter or "
+    "every parameter (profile `training.method`), loss on the character's replies only, run in a separate "
+    "process through Dagster Pipes; saved as safetensors, with the loss on a held-out corpus slice.",
 )
 def sft_checkpoint(
     context: AssetExecutionContext,
@@ -106,6 +107,7 @@ def sft_checkpoint(
     base = base_model_config(training)
     version = content_id("sft", {"corpus": training_corpus.version, "training": training.trained_fields(), **base})
     out = pipeline.data / "models" / version
+    weights = out / ("adapter" if training.method == "lora" else "model")
     reported = run_script(
         context,
         trainer,
@@ -113,23 +115,29 @@ def sft_checkpoint(
         {
             **base,
             "train_file": training_corpus.messages,
-            "output_dir": str(out / "adapter"),
+            "output_dir": str(weights),
             "max_steps": training.sft_steps,
             "learning_rate": training.sft_learning_rate,
+            "method": training.method,
+            "assistant_only_loss": training.assistant_only_loss,
+            "warmup_ratio": training.warmup_ratio,
+            "eval_rows": training.sft_eval_rows,
             **_shared_settings(profile),
         },
         out,
     )
     lineage.record(
         context,
-        rows=[(version, [training_corpus.version], {"model_version": version, "path": str(out / "adapter")})],
+        rows=[(version, [training_corpus.version], {"model_version": version, "path": str(weights)})],
     )
     return Output(
         Checkpoint(
             version=version,
             stage="sft",
+            method=training.method,
             base_model_dir=base["base_model_dir"],
-            adapters=[str(out / "adapter")],
+            model_dir=str(weights) if training.method == "full" else None,
+            adapters=[str(weights)] if training.method == "lora" else [],
             corpus_version=training_corpus.version,
             corpus_rows=training_corpus.rows,
             corpus_languages=dict(
@@ -169,7 +177,7 @@ def dpo_checkpoint(
         trainer,
         "dpo",
         {
-            "base_model_dir": sft_checkpoint.base_model_dir,
+            "base_model_dir": sft_checkpoint.dense_dir,
             "sft_adapters": sft_checkpoint.adapters,
             "pairs_file": preference_pairs.file,
             "output_dir": str(out / "adapter"),
@@ -194,7 +202,9 @@ def dpo_checkpoint(
         Checkpoint(
             version=version,
             stage="dpo",
+            method=sft_checkpoint.method,
             base_model_dir=sft_checkpoint.base_model_dir,
+            model_dir=sft_checkpoint.model_dir,
             adapters=[*sft_checkpoint.adapters, str(out / "adapter")],
             corpus_version=sft_checkpoint.corpus_version,
             corpus_rows=sft_checkpoint.corpus_rows,

@@ -1,18 +1,24 @@
-"""LoRA supervised fine-tuning of the base chat model on the role-play corpus.
+"""Supervised fine-tuning of the base chat model on the role-play corpus: a LoRA adapter, or
+every parameter (`method: full`; the seeds found full fine-tuning fits characters better).
 
 Run as ``python -m rp_pipeline.training.sft --config cfg.json`` (or under ``accelerate
-launch`` / Dagster Pipes). Only the final adapter is saved: the base stays shared and
-unchanged, and DPO, quantization and eval merge the adapter when they need a dense model.
+launch`` / Dagster Pipes). LoRA saves only the adapter: the base stays shared and unchanged,
+and DPO, quantization and eval merge it when they need a dense model. Full fine-tuning saves
+the whole model as safetensors. The loss is on the character's replies only by default
+(`assistant_only_loss`: TRL masks the system prompt and the user turns with the chat
+template's generation markers, swapping in its training template for Qwen2.5's). A seeded
+slice of the corpus (`eval_rows`) is held out and its loss reported before and after training.
 """
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import FilePath, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import Field, FilePath, NonNegativeInt, PositiveFloat, PositiveInt
 
 from rp_pipeline.training.common import (
     JobConfig,
@@ -47,7 +53,19 @@ class SFTJob(JobConfig):
     gradient_accumulation_steps: PositiveInt = 1
     gradient_checkpointing: bool = False  # worth it only for big models on GPU
     seed: NonNegativeInt = 0
-    assistant_only_loss: bool = False
+    method: Literal["lora", "full"] = "lora"
+    assistant_only_loss: bool = True
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
+    eval_rows: NonNegativeInt = 0  # corpus rows held out (seeded) for the evaluation loss
+
+
+def hold_out(rows: list[dict[str, Any]], count: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, eval): `count` rows drawn with `seed`, never all of them (one row always trains)."""
+    count = min(count, len(rows) - 1)
+    if count <= 0:
+        return rows, []
+    held = set(random.Random(seed).sample(range(len(rows)), count))
+    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
 
 
 def load_messages(path: Path) -> list[dict[str, Any]]:
@@ -84,35 +102,14 @@ def lora_config(r: int, alpha: int):
     return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
 
 
-def train(cfg: SFTJob, pipes) -> dict[str, Any]:
-    """Fine-tune a LoRA adapter with TRL's SFTTrainer and save it with metrics.json."""
-    started = time.perf_counter()
-    import torch
-    from accelerate import PartialState
+def build_trainer(cfg: SFTJob, model, tokenizer, rows, eval_rows, output_dir: Path, callbacks: list):
+    """TRL's SFTTrainer as this script trains: a LoRA or every parameter, the loss masked to the
+    assistant turns when `assistant_only_loss` (TRL tokenizes with `assistant_masks`)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    quiet_libraries()
-    seed_everything(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    if not has_dense_weights(cfg.base_model_dir):
-        pipes.log.info(f"sft: converting {cfg.gguf_file} to dense safetensors in {cfg.base_model_dir} (once)")
-    with PartialState().main_process_first():  # one rank converts a GGUF, the others then reuse it
-        base = ensure_dense_base(cfg.base_model_dir, cfg.gguf_file)
-    rows = load_messages(cfg.train_file)
-    model, tokenizer = load_model_and_tokenizer(base, [])
-    loaded = len(rows)
-    rows, too_long = split_to_fit(rows, tokenizer, cfg.max_length)
-    if not rows:
-        raise ValueError(f"no training row fits max_length={cfg.max_length} tokens; raise max_length")
-    pipes.log.info(
-        f"sft: {loaded} rows ({len(rows)} after splitting at max_length, {too_long} over-long "
-        f"exchanges left out), base {base}, {sum(p.numel() for p in model.parameters()):,} params"
-    )
-
-    staging = staging_dir(cfg.output_dir)
     args = SFTConfig(
-        output_dir=str(staging),
+        output_dir=str(output_dir),
         max_steps=cfg.max_steps,
         learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.per_device_train_batch_size,
@@ -120,6 +117,8 @@ def train(cfg: SFTJob, pipes) -> dict[str, Any]:
         activation_checkpointing=cfg.gradient_checkpointing,  # transformers 5 name; TRL defaults it on
         max_length=cfg.max_length,
         assistant_only_loss=cfg.assistant_only_loss,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float under 1 is a share of the steps
+        per_device_eval_batch_size=cfg.per_device_train_batch_size,
         logging_steps=1,
         save_strategy="no",
         eval_strategy="no",
@@ -128,20 +127,54 @@ def train(cfg: SFTJob, pipes) -> dict[str, Any]:
         seed=cfg.seed,
         **train_precision(),
     )
-    history = LossHistory.create(pipes.log)
-    trainer = SFTTrainer(
+    return SFTTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
-        peft_config=lora_config(cfg.lora_r, cfg.lora_alpha),
-        callbacks=[history],
+        peft_config=lora_config(cfg.lora_r, cfg.lora_alpha) if cfg.method == "lora" else None,
+        callbacks=callbacks,
     )
+
+
+def train(cfg: SFTJob, pipes) -> dict[str, Any]:
+    """Fine-tune with TRL's SFTTrainer (a LoRA adapter or every parameter) and save the result with metrics.json."""
+    started = time.perf_counter()
+    import torch
+    from accelerate import PartialState
+
+    quiet_libraries()
+    seed_everything(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    if not has_dense_weights(cfg.base_model_dir):
+        pipes.log.info(f"sft: converting {cfg.gguf_file} to dense safetensors in {cfg.base_model_dir} (once)")
+    with PartialState().main_process_first():  # one rank converts a GGUF, the others then reuse it
+        base = ensure_dense_base(cfg.base_model_dir, cfg.gguf_file)
+    rows, eval_rows = hold_out(load_messages(cfg.train_file), cfg.eval_rows, cfg.seed)
+    model, tokenizer = load_model_and_tokenizer(base, [])
+    loaded = len(rows)
+    rows, too_long = split_to_fit(rows, tokenizer, cfg.max_length)
+    eval_rows, _ = split_to_fit(eval_rows, tokenizer, cfg.max_length)
+    if not rows:
+        raise ValueError(f"no training row fits max_length={cfg.max_length} tokens; raise max_length")
+    pipes.log.info(
+        f"sft ({cfg.method}): {loaded} rows ({len(rows)} after splitting at max_length, {too_long} over-long "
+        f"exchanges left out), {len(eval_rows)} held out, base {base}, "
+        f"{sum(p.numel() for p in model.parameters()):,} params"
+    )
+
+    staging = staging_dir(cfg.output_dir)
+    history = LossHistory.create(pipes.log)
+    trainer = build_trainer(cfg, model, tokenizer, rows, eval_rows, staging, [history])
     quiet_trainer(trainer)
+    eval_before = trainer.evaluate()["eval_loss"] if eval_rows else None
     t_train = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - t_train
-    trainer.save_model(str(staging))  # handles DeepSpeed/FSDP gathering; writes adapter + tokenizer
+    eval_after = trainer.evaluate()["eval_loss"] if eval_rows else None
+    # handles DeepSpeed/FSDP gathering; writes the adapter (LoRA) or the model (full) as safetensors + tokenizer
+    trainer.save_model(str(staging))
     trainer.accelerator.wait_for_everyone()
     if not trainer.is_world_process_zero():
         return {}
@@ -152,12 +185,20 @@ def train(cfg: SFTJob, pipes) -> dict[str, Any]:
         "train_rows": len(rows),
         "steps": int(trainer.state.global_step),
         "final_loss": losses[-1][1] if losses else None,
+        "method": cfg.method,
+        "eval_rows": len(eval_rows),
+        "eval_loss_before": eval_before,
+        "eval_loss": eval_after,
         "train_runtime_s": round(train_s, 3),
         "runtime_s": round(time.perf_counter() - started, 3),
     }
     write_json(staging / "metrics.json", metrics)
     publish_dir(staging, cfg.output_dir)
-    pipes.log.info(f"sft: saved adapter to {cfg.output_dir} (final loss {metrics['final_loss']})")
+    saved = "adapter" if cfg.method == "lora" else "model"
+    pipes.log.info(
+        f"sft: saved the {saved} to {cfg.output_dir} (final loss {metrics['final_loss']}, "
+        f"held-out loss {eval_before} -> {eval_after})"
+    )
     return {**metrics, "output_dir": str(cfg.output_dir)}
 
 

@@ -169,3 +169,16 @@ def test_item_problems_names_a_broken_item():
         }
     )
     assert item_problems("zh", good, eval_cards()) == []
+
+
+def test_a_checkpoint_names_the_weights_its_method_needs():
+    from rp_pipeline.core.artifacts import Checkpoint
+
+    common = {"version": "v", "stage": "sft", "base_model_dir": "/base", "corpus_version": "c"}
+    lora = Checkpoint(**common, adapters=["/a"])
+    full = Checkpoint(**common, method="full", model_dir="/full")
+    assert (lora.dense_dir, full.dense_dir, full.base_model_dir) == ("/base", "/full", "/base")
+    with pytest.raises(ValueError, match="at least one adapter"):
+        Checkpoint(**common)
+    with pytest.raises(ValueError, match="model_dir is set exactly when method is full"):
+        Checkpoint(**common, method="full")

@@ -9,6 +9,8 @@ import math
 
 from safetensors import safe_open
 
+from rp_pipeline_tests.training.conftest import chat_rows, pair_rows, run_training_script, write_jsonl
+
 
 def _metrics(run, sub: str) -> dict:
     assert run.ok, run.proc.stderr[-3000:]
@@ -69,3 +71,70 @@ def test_generate_quantized_writes_one_row_per_request(quantized_generate_run):
     for r in rows:
         assert isinstance(r["content"], str) and "<|im_start|>" not in r["content"]
         assert 0 < r["new_tokens"] <= 8 and r["seconds"] >= 0
+
+
+def test_assistant_only_loss_trains_on_the_replies_and_nothing_else(tiny_model_dir, tmp_path):
+    """The labels the collator builds: with `assistant_only_loss` only the assistant's reply and
+    its end-of-turn token carry loss, never the system prompt or the user turn."""
+    from rp_pipeline.training.common import load_model_and_tokenizer
+    from rp_pipeline.training.sft import SFTJob, build_trainer
+
+    rows = chat_rows(2)
+    train_file = write_jsonl(tmp_path / "train.jsonl", rows)
+    model, tokenizer = load_model_and_tokenizer(tiny_model_dir, [])
+
+    def trained_text(assistant_only: bool) -> str:
+        cfg = SFTJob(
+            base_model_dir=tiny_model_dir,
+            train_file=train_file,
+            output_dir=tmp_path / "out",
+            max_length=128,
+            assistant_only_loss=assistant_only,
+        )
+        trainer = build_trainer(cfg, model, tokenizer, rows, [], tmp_path / "out", [])
+        batch = trainer.data_collator([trainer.train_dataset[0]])
+        labels, ids = batch["labels"][0], batch["input_ids"][0]
+        return tokenizer.decode(ids[labels != -100])
+
+    reply = rows[0]["messages"][2]["content"]
+    assert trained_text(True) == reply + "<|im_end|>"
+    everything = trained_text(False)
+    assert rows[0]["messages"][0]["content"] in everything and rows[0]["messages"][1]["content"] in everything
+
+
+def test_full_sft_saves_the_whole_model_and_reports_held_out_loss(tiny_model_dir, tmp_path):
+    """`method: full` trains every parameter (no adapter) and saves safetensors that reload;
+    held-out rows are never trained on and their loss falls; DPO then adds its LoRA on top."""
+    from transformers import AutoModelForCausalLM
+
+    cfg = {
+        "base_model_dir": str(tiny_model_dir),
+        "train_file": str(write_jsonl(tmp_path / "train.jsonl", chat_rows(10))),
+        "output_dir": str(tmp_path / "model"),
+        "method": "full",
+        "max_steps": 6,
+        "learning_rate": 1e-3,
+        "max_length": 128,
+        "eval_rows": 2,
+    }
+    sft = run_training_script("sft", cfg, tmp_path)
+    m = _metrics(sft, "model")
+    out = tmp_path / "model"
+    assert (out / "model.safetensors").is_file() and not (out / "adapter_config.json").exists()
+    assert (m["method"], m["train_rows"], m["eval_rows"], m["steps"]) == ("full", 8, 2, 6)
+    assert m["eval_loss"] < m["eval_loss_before"]
+    tuned = AutoModelForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    changed = [n for n, p in tuned.named_parameters() if not (p == base.state_dict()[n]).all()]
+    assert len(changed) > len(list(tuned.parameters())) // 2  # every layer moved, not an adapter's worth
+
+    dpo_cfg = {
+        "base_model_dir": str(out),
+        "sft_adapters": [],
+        "pairs_file": str(write_jsonl(tmp_path / "pairs.jsonl", pair_rows(2))),
+        "output_dir": str(tmp_path / "dpo"),
+        "max_steps": 1,
+        "max_length": 128,
+    }
+    dpo = run_training_script("dpo", dpo_cfg, tmp_path)
+    assert _metrics(dpo, "dpo")["steps"] == 1
