@@ -39,10 +39,13 @@ class CorpusArtifact(Record):
 
 
 class PairsArtifact(Record):
-    """One version of the DPO preference pairs, in TRL's conversational format."""
+    """One version of the DPO preference pairs: `file` in TRL's conversational format (what DPO
+    trains on), `sharegpt` and `dataset_info` for LLaMA-Factory (`ranking: true`)."""
 
     version: str
     file: str
+    sharegpt: str | None = None  # None for versions written before the LLaMA-Factory export
+    dataset_info: str | None = None
     pairs: int = Field(ge=1)
 
 

@@ -13,6 +13,8 @@ Three sources:
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
 from rp_pipeline.core.chat import ChatModel
 from rp_pipeline.core.ids import content_id, stable_seed
@@ -124,3 +126,51 @@ def to_trl(pair: PreferencePair) -> dict:
         "chosen": [{"role": "assistant", "content": pair.chosen}],
         "rejected": [{"role": "assistant", "content": pair.rejected}],
     }
+
+
+PAIRS_DATASET_NAME = "rp_pairs"
+_SHAREGPT_ROLE = {"user": "human", "assistant": "gpt"}
+
+
+def to_sharegpt_pair(pair: PreferencePair) -> dict:
+    """LLaMA-Factory's ShareGPT preference row: the conversation up to the user's turn, the
+    system prompt apart, and the chosen and rejected replies as single messages."""
+    turns = [m for m in pair.prompt if m.role != "system"]
+    return {
+        "id": pair.id,
+        "system": next((m.content for m in pair.prompt if m.role == "system"), ""),
+        "conversations": [{"from": _SHAREGPT_ROLE[m.role], "value": m.content} for m in turns],
+        "chosen": {"from": "gpt", "value": pair.chosen},
+        "rejected": {"from": "gpt", "value": pair.rejected},
+    }
+
+
+def llama_factory_pairs_info(file_name: str) -> dict:
+    """The `dataset_info.json` entry of the pairs: `ranking: true` makes it a preference dataset
+    (DPO, RM stages), with LLaMA-Factory's documented ShareGPT columns and tags."""
+    return {
+        PAIRS_DATASET_NAME: {
+            "file_name": file_name,
+            "formatting": "sharegpt",
+            "ranking": True,
+            "columns": {"messages": "conversations", "system": "system", "chosen": "chosen", "rejected": "rejected"},
+            "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"},
+        }
+    }
+
+
+def export_pairs(pairs: list[PreferencePair], out_dir: Path) -> dict[str, Path]:
+    """TRL's JSONL (what DPO trains on) and LLaMA-Factory's ShareGPT file with its
+    `dataset_info.json` (`--dataset_dir OUT_DIR --dataset rp_pairs`)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "trl": out_dir / "pairs.jsonl",
+        "sharegpt": out_dir / "pairs_sharegpt.json",
+        "dataset_info": out_dir / "dataset_info.json",
+    }
+    paths["trl"].write_text("".join(json.dumps(to_trl(p), ensure_ascii=False) + "\n" for p in pairs), "utf-8")
+    sharegpt = [to_sharegpt_pair(p) for p in pairs]
+    paths["sharegpt"].write_text(json.dumps(sharegpt, ensure_ascii=False, indent=1), "utf-8")
+    info = llama_factory_pairs_info(paths["sharegpt"].name)
+    paths["dataset_info"].write_text(json.dumps(info, indent=2), "utf-8")
+    return paths

@@ -1,7 +1,6 @@
 """DPO preference pairs from the cleaned dialogues: regenerated replies, rule-breaking
 self-samples and judge-ranked candidates (the thinking is in core/preferences.py)."""
 
-import json
 from collections import Counter
 
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
@@ -9,7 +8,7 @@ from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
 from rp_pipeline.core.artifacts import PairsArtifact
 from rp_pipeline.core.ids import content_id
 from rp_pipeline.core.models import CleanedDialogue, Dialogue, PersonaCard, PreferencePair
-from rp_pipeline.core.preferences import judge_ranked_pairs, regenerated_pairs, self_sample_pairs, to_trl
+from rp_pipeline.core.preferences import export_pairs, judge_ranked_pairs, regenerated_pairs, self_sample_pairs
 from rp_pipeline.defs.corpus import ALL_PERSONAS, in_partition_order
 from rp_pipeline.defs.metadata import counts_table, llm_metadata, md_table
 from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
@@ -21,7 +20,7 @@ GROUP = "corpus"
     group_name=GROUP,
     kinds={"litellm", "jsonl"},
     owners=["team:data"],
-    code_version="2",
+    code_version="3",
     ins={
         "cleaned_dialogues": AssetIn(metadata=ALL_PERSONAS),
         "dialogues": AssetIn(metadata=ALL_PERSONAS),
@@ -29,7 +28,8 @@ GROUP = "corpus"
     },
     description="Prompt/chosen/rejected pairs: regenerated replies (the rule-breaking attempt is rejected), "
     "unconstrained self-samples of the character model that break a rule, and judge-ranked "
-    "candidates (the kept reply and rule-clean samples of a turn; best vs worst).",
+    "candidates (the kept reply and rule-clean samples of a turn; best vs worst). Written for TRL (JSONL) "
+    "and for LLaMA-Factory (ShareGPT with chosen/rejected, registered in dataset_info.json with ranking: true).",
 )
 def preference_pairs(
     context: AssetExecutionContext,
@@ -71,9 +71,8 @@ def preference_pairs(
     if not pairs:
         raise ValueError("no preference pairs: no rejected attempts and no rule-breaking self-samples")
     version = content_id("pairs", [p.id for p in pairs])
-    out = pipeline.data / "preferences" / f"{version}.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(to_trl(p), ensure_ascii=False) + "\n" for p in pairs), encoding="utf-8")
+    paths = export_pairs(pairs, pipeline.data / "preferences" / version)
+    out = paths["trl"]
     lineage.record(
         context,
         rows=[(p.id, p.parent_ids, {"origin": p.origin, "persona_id": p.persona_id}) for p in pairs]
@@ -92,4 +91,10 @@ def preference_pairs(
             **llm_metadata(policy.calls + judge_llm.calls),
         }
     )
-    return PairsArtifact(version=version, file=str(out), pairs=len(pairs))
+    return PairsArtifact(
+        version=version,
+        file=str(out),
+        sharegpt=str(paths["sharegpt"]),
+        dataset_info=str(paths["dataset_info"]),
+        pairs=len(pairs),
+    )

@@ -1,5 +1,6 @@
 """Preference pairs from self-samples and judge ranking, against the fake server."""
 
+import json
 from pathlib import Path
 
 from rp_pipeline.core.models import CleanedDialogue, Message
@@ -64,3 +65,48 @@ def test_a_failed_verdict_leaves_its_candidate_out_and_max_turns_bounds_the_call
 
     assert pairs == []
     assert len(judge.calls) == 6  # turn 4 (it would rank) is past max_turns and never judged
+
+
+def test_pairs_are_exported_for_trl_and_for_llama_factory_as_a_ranking_dataset(tmp_path):
+    """Both files hold every pair; LLaMA-Factory's entry has `ranking: true` and its ShareGPT
+    columns, each conversation alternates human/gpt and ends on the user's turn, and the
+    chosen and rejected replies are single gpt messages (what its preference loader reads)."""
+    from datasets import load_dataset
+
+    from rp_pipeline.core.models import PreferencePair
+    from rp_pipeline.core.preferences import PAIRS_DATASET_NAME, export_pairs
+
+    prompt = [
+        Message(role="system", content="你是林小满"),
+        Message(role="user", content="今天好累"),
+        Message(role="assistant", content="辛苦啦<emotion>sad</emotion>"),
+        Message(role="user", content="想吃点甜的"),
+    ]
+    pairs = [
+        PreferencePair(
+            id=f"pair-{i}",
+            persona_id="lin-xiaoman",
+            origin="self_sample",
+            prompt=prompt,
+            chosen="我给你留了一块芝士蛋糕<emotion>happy</emotion>",
+            rejected=f"作为一个AI，我无法吃东西 {i}",
+            rejected_codes=["assistant_speak"],
+            parent_ids=["clean-1"],
+        )
+        for i in range(3)
+    ]
+    paths = export_pairs(pairs, tmp_path / "pairs")
+    trl = load_dataset("json", data_files=str(paths["trl"]), split="train")
+    assert len(trl) == 3 and trl[0]["rejected"] == [{"role": "assistant", "content": "作为一个AI，我无法吃东西 0"}]
+
+    info = json.loads(paths["dataset_info"].read_text(encoding="utf-8"))[PAIRS_DATASET_NAME]
+    assert info["ranking"] is True and info["formatting"] == "sharegpt"
+    columns, tags = info["columns"], info["tags"]
+    rows = json.loads((paths["dataset_info"].parent / info["file_name"]).read_text(encoding="utf-8"))
+    assert len(rows) == 3
+    for row in rows:
+        turns = row[columns["messages"]]
+        assert [t[tags["role_tag"]] for t in turns] == ["human", "gpt", "human"]
+        assert row[columns["system"]] == "你是林小满"
+        assert row[columns["chosen"]] == {"from": "gpt", "value": "我给你留了一块芝士蛋糕<emotion>happy</emotion>"}
+        assert row[columns["rejected"]][tags["role_tag"]] == tags["assistant_tag"]
