@@ -62,7 +62,7 @@ def run_demo(settings: Settings) -> int:
             if not result.success:
                 failed.append(persona)
                 _say(f"  persona {persona} failed (the others go on); see the run in the UI")
-        _say("train_job: corpus -> preference pairs -> SFT -> DPO -> int8 -> eval -> leaderboard")
+        _say("train_job: corpus -> SFT -> on-policy preference pairs -> DPO -> int8 -> eval -> leaderboard")
         result = defs.resolve_job_def("train_job").execute_in_process(
             instance=instance, raise_on_error=False, run_config=quiet
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -44,6 +45,15 @@ def test_demo_materializes_the_whole_graph_with_lineage(e2e_settings, fake_llm, 
     assert len(dataset) == corpus["rows"] and set(dataset["source"]) == {"roleplay", "general"}
     info = json.loads((data / "corpus" / corpus["version"] / "dataset_info.json").read_text())
     assert info["rp_corpus"]["formatting"] == "sharegpt"
+
+    # DPO's rejected side comes from the SFT model itself: sampled from its checkpoint (the tiny
+    # model here, in generate.py), one reply per request
+    pairs = json.loads((data / "assets" / "preference_pairs.json").read_text())
+    sft = json.loads((data / "assets" / "sft_checkpoint.json").read_text())
+    samples_dir = data / "preferences" / "samples" / sft["version"]
+    requests = (samples_dir / "sample_requests.jsonl").read_text().splitlines()
+    assert requests and len((samples_dir / "samples.jsonl").read_text().splitlines()) == len(requests)
+    assert json.loads(Path(pairs["dataset_info"]).read_text())["rp_pairs"]["ranking"] is True
 
     store = LineageStore(data / "lineage")
     rows = [json.loads(line) for line in (data / "corpus" / corpus["version"] / "rows.jsonl").read_text().splitlines()]

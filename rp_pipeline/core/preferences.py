@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from rp_pipeline.core.chat import ChatModel
+from rp_pipeline.core.chat import ChatModel, Messages
 from rp_pipeline.core.ids import content_id, stable_seed
 from rp_pipeline.core.judging import rate
 from rp_pipeline.core.models import CleanedDialogue, Dialogue, PairOrigin, PersonaCard, PreferencePair
@@ -60,31 +62,55 @@ def regenerated_pairs(cleaned: CleanedDialogue, dialogue: Dialogue) -> list[Pref
     return pairs
 
 
-async def self_sample_pairs(
-    policy: ChatModel,
-    rules: RuleSet,
-    cleaned: CleanedDialogue,
-    samples_per_turn: int = 1,
+@dataclass(frozen=True)
+class SampleRequest:
+    """One reply to sample from the policy: the conversation before an assistant turn of a
+    cleaned dialogue, with a seed of its own."""
+
+    id: str
+    index: int
+    messages: Messages
+    seed: int
+
+
+def self_sample_requests(cleaned: CleanedDialogue, samples_per_turn: int = 1) -> list[SampleRequest]:
+    return [
+        SampleRequest(
+            id=f"{cleaned.id}:{index}:{k}",
+            index=index,
+            messages=[m.model_dump() for m in cleaned.messages[:index]],
+            seed=stable_seed("self-sample", cleaned.id, index, k),
+        )
+        for index in range(2, len(cleaned.messages), 2)
+        for k in range(samples_per_turn)
+    ]
+
+
+def pairs_from_samples(
+    cleaned: CleanedDialogue, rules: RuleSet, samples: Mapping[str, str], samples_per_turn: int = 1
 ) -> tuple[list[PreferencePair], dict[int, list[str]]]:
-    """Rule-breaking samples as pairs, and the rule-clean samples per assistant turn index
-    (candidates for `judge_ranked_pairs`)."""
-
-    async def sample(index: int, k: int) -> tuple[int, str, list[str]]:
-        prompt = [m.model_dump() for m in cleaned.messages[:index]]
-        text = (
-            await policy.complete("character", prompt, seed=stable_seed("self-sample", cleaned.id, index, k))
-        ).text.strip()
-        return index, text, [v.code for v in check_character_reply(text, cleaned.language, rules)]
-
-    jobs = [sample(i, k) for i in range(2, len(cleaned.messages), 2) for k in range(samples_per_turn)]
+    """Rule-breaking samples as pairs against the kept reply (the policy's own mistakes, for
+    DPO to push away from), and the rule-clean samples per assistant turn index (candidates
+    for `judge_ranked_pairs`). `samples`: request id -> text; a request without one is skipped."""
     pairs: list[PreferencePair] = []
     clean: dict[int, list[str]] = {}
-    for index, text, codes in await asyncio.gather(*jobs):
+    for request in self_sample_requests(cleaned, samples_per_turn):
+        if (text := samples.get(request.id)) is None:
+            continue
+        text = text.strip()
+        codes = [v.code for v in check_character_reply(text, cleaned.language, rules)]
+        kept = cleaned.messages[request.index].content
         if codes:
-            pairs.append(_pair(cleaned, index, cleaned.messages[index].content, text, codes, "self_sample"))
-        elif text != cleaned.messages[index].content:
-            clean.setdefault(index, []).append(text)
+            pairs.append(_pair(cleaned, request.index, kept, text, codes, "self_sample"))
+        elif text != kept:
+            clean.setdefault(request.index, []).append(text)
     return pairs, clean
+
+
+async def sample_replies(policy: ChatModel, requests: list[SampleRequest]) -> dict[str, str]:
+    """The policy's reply to every request, as the character."""
+    texts = await asyncio.gather(*(policy.complete("character", r.messages, seed=r.seed) for r in requests))
+    return {r.id: t.text for r, t in zip(requests, texts, strict=True)}
 
 
 async def judge_ranked_pairs(

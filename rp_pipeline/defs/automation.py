@@ -36,7 +36,8 @@ train_job = define_asset_job(
         "eval_scores",
         "leaderboard",
     ),
-    description="Corpus -> SFT -> DPO -> int8 model -> evaluation -> leaderboard (with the corpus gate).",
+    description="Corpus -> SFT -> on-policy preference pairs -> DPO -> int8 model -> evaluation -> leaderboard "
+    "(with the corpus gate).",
 )
 JOBS = [prepare_job, persona_job, train_job]
 

@@ -19,7 +19,6 @@ from rp_pipeline.lineage.store import LineageStore
 from rp_pipeline.llm.cache import ResponseCache
 from rp_pipeline.llm.client import CallRecord, LLMClient
 from rp_pipeline.llm.config import EMBEDDED, LLMConfig, RoleConfig, load_llm_config
-from rp_pipeline.llm.embedded import EMBEDDED_MODELS
 
 
 class PipelineResource(ConfigurableResource):
@@ -81,21 +80,6 @@ class LLMResource(ConfigurableResource):
         if needed := config.embedded_models - self._api_bases.keys():
             self._api_bases.update(self._start_embedded(needed))
         return LLMClient(config, ResponseCache(self.cache_path), self._api_bases)
-
-    def policy_client(self, base_model: str) -> LLMClient:
-        """The character role sampled as the policy model samples itself: without the
-        provider-side constraints (`extra_body`, e.g. the reply-format grammar). When the
-        dialogues are written by a bundled model and training starts from the bundled 0.5B
-        (`base_model: embedded`), the policy is that 0.5B model, not the larger writer. Its
-        rule breaks are what DPO's rejected side should teach away."""
-        config = load_llm_config(self.config_path)
-        character = config.roles["character"]
-        update: dict[str, object] = {"extra_body": {}}
-        if base_model == EMBEDDED and character.model in EMBEDDED_MODELS:
-            update |= {"model": EMBEDDED, "fallbacks": []}
-        else:
-            update["fallbacks"] = [f.model_copy(update={"extra_body": {}}) for f in character.fallbacks]
-        return self._client(config.with_role("character", character.model_copy(update=update)))
 
     def served_client(self, api_base: str, model_id: str, max_tokens: int) -> LLMClient:
         """A client of the model under evaluation served at `api_base`, sampled plainly (no

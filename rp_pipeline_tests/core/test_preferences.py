@@ -110,3 +110,31 @@ def test_pairs_are_exported_for_trl_and_for_llama_factory_as_a_ranking_dataset(t
         assert row[columns["system"]] == "你是林小满"
         assert row[columns["chosen"]] == {"from": "gpt", "value": "我给你留了一块芝士蛋糕<emotion>happy</emotion>"}
         assert row[columns["rejected"]][tags["role_tag"]] == tags["assistant_tag"]
+
+
+def test_on_policy_samples_that_break_a_rule_become_rejected_and_clean_ones_candidates():
+    """One request per assistant turn and sample, each with its own seed; a sample that breaks a
+    rule is the rejected side against the kept reply, a clean one is a candidate for ranking,
+    and a turn without a sample (the sampler failed) is skipped."""
+    from rp_pipeline.core.preferences import pairs_from_samples, self_sample_requests
+    from rp_pipeline.core.rules import RuleSet
+
+    cleaned = _dialogue(load_persona_file(ASSETS / "personas" / "lin-xiaoman.yaml"))
+    requests = self_sample_requests(cleaned, samples_per_turn=2)
+    assert [(r.index, r.id) for r in requests] == [
+        (2, "clean-1:2:0"),
+        (2, "clean-1:2:1"),
+        (4, "clean-1:4:0"),
+        (4, "clean-1:4:1"),
+    ]
+    assert len({r.seed for r in requests}) == 4
+    assert requests[2].messages[-1] == {"role": "user", "content": "想吃点甜的"}
+    samples = {
+        "clean-1:2:0": "作为一个AI，我没有感觉。",
+        "clean-1:2:1": "抱抱你<emotion>sad</emotion>",
+        "clean-1:4:0": "我给你留了一块芝士蛋糕<emotion>happy</emotion>",  # the kept reply itself: no candidate
+    }
+    pairs, clean = pairs_from_samples(cleaned, RuleSet.load(ASSETS / "rules"), samples, samples_per_turn=2)
+    assert [(p.rejected, p.chosen) for p in pairs] == [("作为一个AI，我没有感觉。", "辛苦啦<emotion>sad</emotion>")]
+    assert pairs[0].origin == "self_sample" and "assistant_speak" in pairs[0].rejected_codes
+    assert clean == {2: ["抱抱你<emotion>sad</emotion>"]}
