@@ -35,6 +35,12 @@ class TrainingProfile(BaseModel):
     assistant_only_loss: bool = Field(default=True, description="SFT loss on the character's replies only")
     warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
     sft_eval_rows: int = Field(default=0, ge=0, description="corpus rows held out of SFT for its evaluation loss")
+    checkpoint_every: int = Field(
+        default=0,
+        ge=0,
+        description="SFT and DPO save a resumable checkpoint every N steps (0: never); materializing again "
+        "after a killed run resumes from the last complete one",
+    )
     lora_r: int = Field(default=8, ge=1)
     lora_alpha: int = Field(default=16, ge=1)
     sft_learning_rate: float = 2e-4
@@ -59,8 +65,9 @@ class TrainingProfile(BaseModel):
 
     def trained_fields(self) -> dict:
         """The fields SFT and DPO depend on (their versions hash these): quantization knobs
-        change the quantized model, never the checkpoints it starts from."""
-        return self.model_dump(exclude=set(QUANTIZATION_FIELDS))
+        change the quantized model, never the checkpoints it starts from, and how often a run
+        saves changes neither (a resumed run keeps its version, so it finds its checkpoints)."""
+        return self.model_dump(exclude=set(QUANTIZATION_FIELDS) | {"checkpoint_every"})
 
     def model_post_init(self, __context: object) -> None:
         if self.quantization == "gguf_q8_0" and self.base_model != "embedded":

@@ -72,6 +72,7 @@ def _shared_settings(profile: Profile) -> dict[str, Any]:
         "max_length": training.max_length,
         "per_device_train_batch_size": training.batch_size,
         "seed": profile.seed,
+        "save_steps": training.checkpoint_every,
     }
 
 

@@ -159,6 +159,24 @@ def staging_dir(final: str | Path) -> Path:
     return staging
 
 
+def checkpoints_dir(final: str | Path) -> Path:
+    """Where a run of ``final`` keeps its intermediate checkpoints: a sibling that outlives a
+    killed run (unlike the staging dir) and goes once ``final`` is published."""
+    final = Path(final)
+    return final.with_name(f".{final.name}.checkpoints")
+
+
+def last_checkpoint(directory: str | Path) -> Path | None:
+    """The latest complete Trainer checkpoint (``checkpoint-N`` with its ``trainer_state.json``,
+    which the Trainer writes last), or None. A checkpoint cut short by a kill is passed over."""
+    complete = [
+        path
+        for path in Path(directory).glob("checkpoint-*")
+        if path.name.removeprefix("checkpoint-").isdigit() and (path / "trainer_state.json").is_file()
+    ]
+    return max(complete, key=lambda path: int(path.name.removeprefix("checkpoint-")), default=None)
+
+
 def publish_dir(staging: str | Path, final: str | Path) -> Path:
     """Move a finished staging dir into place: a crash before this leaves ``final``
     untouched (old version or absent), never half written."""

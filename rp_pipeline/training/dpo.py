@@ -8,6 +8,7 @@ The saved adapter therefore applies on top of base + SFT adapter, in that order.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ from pydantic import DirectoryPath, FilePath, NonNegativeInt, PositiveFloat, Pos
 from rp_pipeline.training.common import (
     JobConfig,
     LossHistory,
+    checkpoints_dir,
+    last_checkpoint,
     load_model_and_tokenizer,
     message_token_counter,
     publish_dir,
@@ -49,6 +52,7 @@ class DPOJob(JobConfig):
     per_device_train_batch_size: PositiveInt = 2
     gradient_checkpointing: bool = False
     seed: NonNegativeInt = 0
+    save_steps: NonNegativeInt = 0  # a resumable checkpoint every N steps (0: none)
 
 
 def _messages(value: Any, where: str) -> list[dict[str, str]]:
@@ -105,9 +109,13 @@ def train(cfg: DPOJob, pipes) -> dict[str, Any]:
         f"{shortened} prompts shortened to their latest turns to fit max_length={cfg.max_length}"
     )
 
-    staging = staging_dir(cfg.output_dir)
+    staging, checkpoints = staging_dir(cfg.output_dir), checkpoints_dir(cfg.output_dir)
+    resume = last_checkpoint(checkpoints) if cfg.save_steps else None
+    resumed_from = int(resume.name.removeprefix("checkpoint-")) if resume else 0
+    if resume:
+        pipes.log.info(f"dpo: resuming from {resume} (step {resumed_from}), left by an interrupted run")
     args = DPOConfig(
-        output_dir=str(staging),
+        output_dir=str(checkpoints),
         max_steps=cfg.max_steps,
         beta=cfg.beta,
         learning_rate=cfg.learning_rate,
@@ -115,7 +123,9 @@ def train(cfg: DPOJob, pipes) -> dict[str, Any]:
         max_length=cfg.max_length,
         activation_checkpointing=cfg.gradient_checkpointing,
         logging_steps=1,
-        save_strategy="no",
+        save_strategy="steps" if cfg.save_steps else "no",
+        save_steps=cfg.save_steps or 500,
+        save_total_limit=2,
         eval_strategy="no",
         report_to="none",
         disable_tqdm=True,
@@ -140,7 +150,7 @@ def train(cfg: DPOJob, pipes) -> dict[str, Any]:
             f"all {len(pairs)} preference pairs were dropped: even shortened to their latest turn, their "
             f"prompts are longer than max_length={cfg.max_length} tokens; raise max_length"
         )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_s = time.perf_counter() - t_train
     trainer.save_model(str(staging))
     trainer.accelerator.wait_for_everyone()
@@ -159,6 +169,7 @@ def train(cfg: DPOJob, pipes) -> dict[str, Any]:
         "train_rows": len(pairs),
         "prompts_shortened": shortened,
         "steps": int(trainer.state.global_step),
+        "resumed_from_step": resumed_from,
         "final_loss": last("loss"),
         "final_reward_accuracy": last("rewards/accuracies"),
         "final_reward_margin": last("rewards/margins"),
@@ -167,6 +178,7 @@ def train(cfg: DPOJob, pipes) -> dict[str, Any]:
     }
     write_json(staging / "metrics.json", {**metrics, "history": h})
     publish_dir(staging, cfg.output_dir)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # published: nothing left to resume
     pipes.log.info(f"dpo: saved adapter to {cfg.output_dir} (final loss {metrics['final_loss']})")
     return {**metrics, "output_dir": str(cfg.output_dir)}
 

@@ -13,6 +13,7 @@ slice of the corpus (`eval_rows`) is held out and its loss reported before and a
 from __future__ import annotations
 
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,8 +24,10 @@ from pydantic import Field, FilePath, NonNegativeInt, PositiveFloat, PositiveInt
 from rp_pipeline.training.common import (
     JobConfig,
     LossHistory,
+    checkpoints_dir,
     ensure_dense_base,
     has_dense_weights,
+    last_checkpoint,
     load_model_and_tokenizer,
     message_token_counter,
     publish_dir,
@@ -57,6 +60,7 @@ class SFTJob(JobConfig):
     assistant_only_loss: bool = True
     warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
     eval_rows: NonNegativeInt = 0  # corpus rows held out (seeded) for the evaluation loss
+    save_steps: NonNegativeInt = 0  # a resumable checkpoint every N steps (0: none)
 
 
 def hold_out(rows: list[dict[str, Any]], count: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -120,7 +124,9 @@ def build_trainer(cfg: SFTJob, model, tokenizer, rows, eval_rows, output_dir: Pa
         warmup_steps=cfg.warmup_ratio,  # transformers 5: a float under 1 is a share of the steps
         per_device_eval_batch_size=cfg.per_device_train_batch_size,
         logging_steps=1,
-        save_strategy="no",
+        save_strategy="steps" if cfg.save_steps else "no",
+        save_steps=cfg.save_steps or 500,
+        save_total_limit=2,  # the latest and the one before, in case the latest was cut short
         eval_strategy="no",
         report_to="none",
         disable_tqdm=True,
@@ -164,13 +170,17 @@ def train(cfg: SFTJob, pipes) -> dict[str, Any]:
         f"{sum(p.numel() for p in model.parameters()):,} params"
     )
 
-    staging = staging_dir(cfg.output_dir)
+    staging, checkpoints = staging_dir(cfg.output_dir), checkpoints_dir(cfg.output_dir)
+    resume = last_checkpoint(checkpoints) if cfg.save_steps else None
+    resumed_from = int(resume.name.removeprefix("checkpoint-")) if resume else 0
+    if resume:
+        pipes.log.info(f"sft: resuming from {resume} (step {resumed_from}), left by an interrupted run")
     history = LossHistory.create(pipes.log)
-    trainer = build_trainer(cfg, model, tokenizer, rows, eval_rows, staging, [history])
+    trainer = build_trainer(cfg, model, tokenizer, rows, eval_rows, checkpoints, [history])
     quiet_trainer(trainer)
     eval_before = trainer.evaluate()["eval_loss"] if eval_rows else None
     t_train = time.perf_counter()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_s = time.perf_counter() - t_train
     eval_after = trainer.evaluate()["eval_loss"] if eval_rows else None
     # handles DeepSpeed/FSDP gathering; writes the adapter (LoRA) or the model (full) as safetensors + tokenizer
@@ -186,6 +196,7 @@ def train(cfg: SFTJob, pipes) -> dict[str, Any]:
         "steps": int(trainer.state.global_step),
         "final_loss": losses[-1][1] if losses else None,
         "method": cfg.method,
+        "resumed_from_step": resumed_from,
         "eval_rows": len(eval_rows),
         "eval_loss_before": eval_before,
         "eval_loss": eval_after,
@@ -194,6 +205,7 @@ def train(cfg: SFTJob, pipes) -> dict[str, Any]:
     }
     write_json(staging / "metrics.json", metrics)
     publish_dir(staging, cfg.output_dir)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # published: nothing left to resume
     saved = "adapter" if cfg.method == "lora" else "model"
     pipes.log.info(
         f"sft: saved the {saved} to {cfg.output_dir} (final loss {metrics['final_loss']}, "

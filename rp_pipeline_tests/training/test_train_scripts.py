@@ -138,3 +138,42 @@ def test_full_sft_saves_the_whole_model_and_reports_held_out_loss(tiny_model_dir
     }
     dpo = run_training_script("dpo", dpo_cfg, tmp_path)
     assert _metrics(dpo, "dpo")["steps"] == 1
+
+
+def test_a_killed_sft_run_resumes_from_its_last_complete_checkpoint(tiny_model_dir, tmp_path):
+    """SIGKILL after the first checkpoint; the same job run again resumes there (the steps it
+    reports start after it) and ends on the step count of a run never interrupted; the
+    checkpoints go once the adapter is published."""
+    import signal
+    import time
+
+    from rp_pipeline.training.common import checkpoints_dir, last_checkpoint
+    from rp_pipeline_tests.training.conftest import ScriptRun
+
+    cfg = {
+        "base_model_dir": str(tiny_model_dir),
+        "train_file": str(write_jsonl(tmp_path / "train.jsonl", chat_rows(16))),
+        "output_dir": str(tmp_path / "adapter"),
+        "max_steps": 40,
+        "save_steps": 4,
+        "max_length": 128,
+    }
+    killed = ScriptRun("sft", cfg, tmp_path)
+    checkpoints = checkpoints_dir(tmp_path / "adapter")
+    deadline = time.monotonic() + 240
+    while last_checkpoint(checkpoints) is None and time.monotonic() < deadline:
+        assert killed._popen.poll() is None, "the run ended before its first checkpoint"
+        time.sleep(0.05)
+    killed._popen.send_signal(signal.SIGKILL)
+    killed._popen.wait()
+    left = last_checkpoint(checkpoints)
+    assert left is not None and not (tmp_path / "adapter").exists()
+    step = int(left.name.removeprefix("checkpoint-"))
+    assert 4 <= step < 40
+
+    resumed = run_training_script("sft", cfg, tmp_path)
+    m = _metrics(resumed, "adapter")
+    assert m["resumed_from_step"] == step and m["steps"] == 40
+    assert [s for s, _ in m["loss_history"]] == list(range(step + 1, 41))
+    assert f"resuming from {left}" in resumed.proc.stderr
+    assert not checkpoints.exists()
