@@ -35,6 +35,10 @@ class TrainingProfile(BaseModel):
     assistant_only_loss: bool = Field(default=True, description="SFT loss on the character's replies only")
     warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
     sft_eval_rows: int = Field(default=0, ge=0, description="corpus rows held out of SFT for its evaluation loss")
+    gpus: int = Field(default=0, ge=0, description="GPUs SFT and DPO run on (0: CPU); more than one: accelerate launch")
+    deepspeed: Literal["zero2", "zero3"] | None = Field(
+        default=None, description="DeepSpeed ZeRO config from docker/deepspeed/ for SFT and DPO (needs GPUs)"
+    )
     checkpoint_every: int = Field(
         default=0,
         ge=0,
@@ -66,12 +70,15 @@ class TrainingProfile(BaseModel):
     def trained_fields(self) -> dict:
         """The fields SFT and DPO depend on (their versions hash these): quantization knobs
         change the quantized model, never the checkpoints it starts from, and how often a run
-        saves changes neither (a resumed run keeps its version, so it finds its checkpoints)."""
-        return self.model_dump(exclude=set(QUANTIZATION_FIELDS) | {"checkpoint_every"})
+        saves or on how many devices it runs changes neither (a resumed run keeps its version, so
+        it finds its checkpoints)."""
+        return self.model_dump(exclude=set(QUANTIZATION_FIELDS) | {"checkpoint_every", "gpus", "deepspeed"})
 
     def model_post_init(self, __context: object) -> None:
         if self.quantization == "gguf_q8_0" and self.base_model != "embedded":
             raise ValueError("quantization gguf_q8_0 needs base_model: embedded (the template GGUF)")
+        if self.deepspeed is not None and self.gpus == 0:
+            raise ValueError("deepspeed needs gpus: 1 or more")
 
 
 class EvaluationProfile(BaseModel):

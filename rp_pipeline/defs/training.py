@@ -12,6 +12,7 @@ from dagster import AssetExecutionContext, MetadataValue, Output, PipesSubproces
 from rp_pipeline.core.artifacts import Checkpoint, CorpusArtifact, PairsArtifact
 from rp_pipeline.core.corpus import language_distribution
 from rp_pipeline.core.ids import content_id
+from rp_pipeline.core.launch import training_command
 from rp_pipeline.core.profile import Profile, TrainingProfile
 from rp_pipeline.defs.resources import LineageResource, PipelineResource
 
@@ -46,16 +47,17 @@ def run_script(
     config: dict[str, Any],
     work_dir: Path,
     python: str | None = None,
+    training: TrainingProfile | None = None,
 ) -> dict[str, Any]:
     """Write the config, run the script under Pipes (with ``python``, default this
-    interpreter), return what it reported."""
+    interpreter; on the profile's GPUs and DeepSpeed config when `training` is given), return
+    what it reported."""
     work_dir.mkdir(parents=True, exist_ok=True)
     config_path = work_dir / f"{script}_config.json"
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    invocation = trainer.run(
-        context=context,
-        command=[python or sys.executable, "-m", f"rp_pipeline.training.{script}", "--config", str(config_path)],
-    )
+    devices = {"gpus": training.gpus, "deepspeed": training.deepspeed} if training is not None else {}
+    command = training_command(script, config_path, python=python or sys.executable, **devices)
+    invocation = trainer.run(context=context, command=command)
     metadata = {
         k: v.value if hasattr(v, "value") else v
         for k, v in (invocation.get_materialize_result().metadata or {}).items()
@@ -126,6 +128,7 @@ def sft_checkpoint(
             **_shared_settings(profile),
         },
         out,
+        training=training,
     )
     lineage.record(
         context,
@@ -188,6 +191,7 @@ def dpo_checkpoint(
             **_shared_settings(profile),
         },
         out,
+        training=training,
     )
     lineage.record(
         context,
