@@ -17,6 +17,7 @@ class Settings(BaseSettings):
     assets_dir: Path = REPO_ROOT / "assets"
     profile: str = "demo"
     llm_config: Path | None = None  # default: assets/models/embedded.yaml
+    launcher_config: Path | None = None  # where training runs (docker/launchers/*.yaml); default: a subprocess
 
     @property
     def llm_config_path(self) -> Path:

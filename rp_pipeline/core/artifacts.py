@@ -71,9 +71,9 @@ class Checkpoint(Record):
     @model_validator(mode="after")
     def _weights(self) -> Checkpoint:
         if (self.method == "full") != (self.model_dir is not None):
-            raise ValueError("model_dir is set exactly when method is full")
+            raise ValueError("model_dir: set exactly when method is full")
         if self.method == "lora" and not self.adapters:
-            raise ValueError("a LoRA checkpoint has at least one adapter")
+            raise ValueError("adapters: a LoRA checkpoint has at least one adapter")
         return self
 
     @property

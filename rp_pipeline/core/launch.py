@@ -22,17 +22,11 @@ def deepspeed_config(stage: DeepSpeedStage, directory: Path = DEEPSPEED_DIR) -> 
 
 
 def training_command(
-    script: str,
-    config_path: str | Path,
-    *,
-    python: str,
-    gpus: int = 0,
-    deepspeed: DeepSpeedStage | None = None,
-    deepspeed_dir: Path = DEEPSPEED_DIR,
+    script: str, config_path: str | Path, *, python: str, gpus: int = 0, deepspeed: str | Path | None = None
 ) -> list[str]:
     """`python -m rp_pipeline.training.<script> --config <path>` on CPU or one GPU without
     DeepSpeed; otherwise the same module under `accelerate launch` with one process per GPU
-    (DeepSpeed, or DDP without it)."""
+    (with `deepspeed`, a ZeRO config file where the script runs, or DDP without it)."""
     if gpus < 0:
         raise ValueError(f"gpus must be 0 (CPU) or more, got {gpus}")
     if deepspeed is not None and gpus == 0:
@@ -42,7 +36,7 @@ def training_command(
         return [python, *module]
     launch = [python, "-m", "accelerate.commands.launch", "--num_machines", "1", "--num_processes", str(gpus)]
     if deepspeed is not None:
-        launch += ["--use_deepspeed", "--deepspeed_config_file", str(deepspeed_config(deepspeed, deepspeed_dir))]
+        launch += ["--use_deepspeed", "--deepspeed_config_file", str(deepspeed)]
     elif gpus > 1:
         launch += ["--multi_gpu"]
     return [*launch, *module]

@@ -1,7 +1,7 @@
 """The Definitions object, built from settings (RP_* environment) so tests and `rp demo`
 can build it for their own data directory and profile."""
 
-from dagster import Definitions, PipesSubprocessClient
+from dagster import Definitions
 
 from rp_pipeline.defs import (
     checks,
@@ -18,6 +18,7 @@ from rp_pipeline.defs import (
 )
 from rp_pipeline.defs.automation import JOBS, SENSORS
 from rp_pipeline.defs.io import JsonIOManagerFactory
+from rp_pipeline.defs.launchers import load_launcher
 from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
 from rp_pipeline.settings import Settings
 
@@ -46,7 +47,7 @@ def resources(settings: Settings) -> dict[str, object]:
         "pipeline": PipelineResource(assets_dir=str(settings.assets_dir), data_dir=str(data), profile=settings.profile),
         "llm": LLMResource(config_path=str(settings.llm_config_path), cache_path=str(data / "llm_cache.sqlite")),
         "lineage": LineageResource(root=str(data / "lineage")),
-        "trainer": PipesSubprocessClient(),
+        "trainer": load_launcher(settings.launcher_config, data),
     }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from dagster import AssetExecutionContext, MetadataValue, Output, PipesSubprocessClient, asset
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from rp_pipeline.core.artifacts import EvalReport, ModelEval, QuantizedModel, ScenarioResult
 from rp_pipeline.core.evaluation import (
@@ -29,6 +29,7 @@ from rp_pipeline.core.ids import content_id
 from rp_pipeline.core.judging import DIMENSIONS, calibrate, load_calibration, summarize_pairwise
 from rp_pipeline.core.leaderboard import leaderboard_rows, markdown, rank
 from rp_pipeline.core.personas import system_prompt
+from rp_pipeline.defs.launchers import TrainingLauncher
 from rp_pipeline.defs.metadata import llm_metadata, md_table, transcript_markdown
 from rp_pipeline.defs.quantize import gptq_python
 from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
@@ -103,7 +104,7 @@ def eval_scores(
     context: AssetExecutionContext,
     quantized_model: QuantizedModel,
     pipeline: PipelineResource,
-    trainer: PipesSubprocessClient,
+    trainer: TrainingLauncher,
     llm: LLMResource,
     lineage: LineageResource,
 ) -> Output[EvalReport]:

@@ -4,7 +4,7 @@ core/preferences.py)."""
 
 from collections import Counter
 
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, PipesSubprocessClient, asset
+from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
 from rp_pipeline.core.artifacts import Checkpoint, CorpusArtifact, PairsArtifact
 from rp_pipeline.core.ids import content_id
@@ -17,6 +17,7 @@ from rp_pipeline.core.preferences import (
     self_sample_requests,
 )
 from rp_pipeline.defs.corpus import ALL_PERSONAS, in_partition_order
+from rp_pipeline.defs.launchers import TrainingLauncher
 from rp_pipeline.defs.metadata import counts_table, llm_metadata, md_table
 from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
 from rp_pipeline.defs.sampling import sample_checkpoint
@@ -48,7 +49,7 @@ def preference_pairs(
     training_corpus: CorpusArtifact,
     pipeline: PipelineResource,
     llm: LLMResource,
-    trainer: PipesSubprocessClient,
+    trainer: TrainingLauncher,
     lineage: LineageResource,
 ) -> Output[PairsArtifact]:
     profile = pipeline.load_profile()

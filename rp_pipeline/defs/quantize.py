@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, MetadataValue, Output, PipesSubprocessClient, asset
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from rp_pipeline.core.artifacts import Checkpoint, CorpusArtifact, QuantizedModel
 from rp_pipeline.core.ids import content_id
 from rp_pipeline.core.profile import QUANTIZATION_FIELDS, TrainingProfile
+from rp_pipeline.defs.launchers import TrainingLauncher
 from rp_pipeline.defs.resources import LineageResource, PipelineResource
 from rp_pipeline.defs.training import base_model_config, run_script, training_metadata
 
@@ -88,7 +89,7 @@ def quantized_model(
     dpo_checkpoint: Checkpoint,
     training_corpus: CorpusArtifact,
     pipeline: PipelineResource,
-    trainer: PipesSubprocessClient,
+    trainer: TrainingLauncher,
     lineage: LineageResource,
 ) -> Output[QuantizedModel]:
     profile = pipeline.load_profile()

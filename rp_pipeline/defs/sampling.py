@@ -9,11 +9,12 @@ generate.py under Pipes (dense weights plus adapters)."""
 import json
 from pathlib import Path
 
-from dagster import AssetExecutionContext, PipesSubprocessClient
+from dagster import AssetExecutionContext
 
 from rp_pipeline.core.artifacts import Checkpoint, CorpusArtifact
 from rp_pipeline.core.preferences import SampleRequest, sample_replies
 from rp_pipeline.core.profile import Profile
+from rp_pipeline.defs.launchers import TrainingLauncher
 from rp_pipeline.defs.quantize import quantize_job
 from rp_pipeline.defs.resources import LLMResource
 from rp_pipeline.defs.training import base_model_config, run_script
@@ -22,7 +23,7 @@ from rp_pipeline.llm.client import CallRecord
 
 def sample_checkpoint(
     context: AssetExecutionContext,
-    trainer: PipesSubprocessClient,
+    trainer: TrainingLauncher,
     llm: LLMResource,
     profile: Profile,
     checkpoint: Checkpoint,

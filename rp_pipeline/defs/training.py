@@ -1,19 +1,20 @@
 """SFT, DPO and quantization: configs are written here, the work runs in the standalone
-scripts of rp_pipeline/training/ under Dagster Pipes (a subprocess now; Docker or a
-Kubernetes Job with GPUs is a different Pipes client, not different code)."""
+scripts of rp_pipeline/training/ under Dagster Pipes, where the training launcher puts it (a
+local subprocess, a Docker container or a Kubernetes pod with GPUs: `defs/launchers.py`)."""
 
 import json
-import sys
+import shutil
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, MetadataValue, Output, PipesSubprocessClient, asset
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from rp_pipeline.core.artifacts import Checkpoint, CorpusArtifact, PairsArtifact
 from rp_pipeline.core.corpus import language_distribution
 from rp_pipeline.core.ids import content_id
-from rp_pipeline.core.launch import training_command
+from rp_pipeline.core.launch import deepspeed_config, training_command
 from rp_pipeline.core.profile import Profile, TrainingProfile
+from rp_pipeline.defs.launchers import TrainingLauncher
 from rp_pipeline.defs.resources import LineageResource, PipelineResource
 
 GROUP = "training"
@@ -42,22 +43,27 @@ def sparkline(values: list[float]) -> str:
 
 def run_script(
     context: AssetExecutionContext,
-    trainer: PipesSubprocessClient,
+    trainer: TrainingLauncher,
     script: str,
     config: dict[str, Any],
     work_dir: Path,
     python: str | None = None,
     training: TrainingProfile | None = None,
 ) -> dict[str, Any]:
-    """Write the config, run the script under Pipes (with ``python``, default this
-    interpreter; on the profile's GPUs and DeepSpeed config when `training` is given), return
-    what it reported."""
+    """Write the config, run the script under Pipes where the launcher runs it (locally with
+    ``python``, default this interpreter; on the profile's GPUs and DeepSpeed config when
+    `training` is given), return what it reported."""
     work_dir.mkdir(parents=True, exist_ok=True)
     config_path = work_dir / f"{script}_config.json"
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    devices = {"gpus": training.gpus, "deepspeed": training.deepspeed} if training is not None else {}
-    command = training_command(script, config_path, python=python or sys.executable, **devices)
-    invocation = trainer.run(context=context, command=command)
+    devices: dict[str, Any] = {}
+    if training is not None:
+        devices["gpus"] = training.gpus
+        if training.deepspeed is not None:  # beside the config: under the data dir, where a container sees it too
+            devices["deepspeed"] = work_dir / f"deepspeed_{training.deepspeed}.json"
+            shutil.copyfile(deepspeed_config(training.deepspeed), devices["deepspeed"])
+    command = training_command(script, config_path, python=trainer.python(python), **devices)
+    invocation = trainer.run(context, command)
     metadata = {
         k: v.value if hasattr(v, "value") else v
         for k, v in (invocation.get_materialize_result().metadata or {}).items()
@@ -102,7 +108,7 @@ def sft_checkpoint(
     context: AssetExecutionContext,
     training_corpus: CorpusArtifact,
     pipeline: PipelineResource,
-    trainer: PipesSubprocessClient,
+    trainer: TrainingLauncher,
     lineage: LineageResource,
 ) -> Output[Checkpoint]:
     profile = pipeline.load_profile()
@@ -166,7 +172,7 @@ def dpo_checkpoint(
     sft_checkpoint: Checkpoint,
     preference_pairs: PairsArtifact,
     pipeline: PipelineResource,
-    trainer: PipesSubprocessClient,
+    trainer: TrainingLauncher,
     lineage: LineageResource,
 ) -> Output[Checkpoint]:
     profile = pipeline.load_profile()

@@ -178,7 +178,7 @@ def test_a_checkpoint_names_the_weights_its_method_needs():
     lora = Checkpoint(**common, adapters=["/a"])
     full = Checkpoint(**common, method="full", model_dir="/full")
     assert (lora.dense_dir, full.dense_dir, full.base_model_dir) == ("/base", "/full", "/base")
-    with pytest.raises(ValueError, match="at least one adapter"):
+    with pytest.raises(ValueError, match="adapters: a LoRA checkpoint has at least one adapter"):
         Checkpoint(**common)
-    with pytest.raises(ValueError, match="model_dir is set exactly when method is full"):
+    with pytest.raises(ValueError, match="model_dir: set exactly when method is full"):
         Checkpoint(**common, method="full")

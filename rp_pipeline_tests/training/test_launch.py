@@ -28,7 +28,7 @@ def test_one_device_runs_the_module_and_more_run_under_accelerate_launch():
         "--multi_gpu",
         *MODULE,
     ]
-    zero3 = training_command("sft", "cfg.json", python="py", gpus=8, deepspeed="zero3")
+    zero3 = training_command("sft", "cfg.json", python="py", gpus=8, deepspeed=DEEPSPEED_DIR / "zero3.json")
     assert zero3 == [
         *LAUNCH,
         "--num_processes",
@@ -38,10 +38,10 @@ def test_one_device_runs_the_module_and_more_run_under_accelerate_launch():
         str(DEEPSPEED_DIR / "zero3.json"),
         *MODULE,
     ]
-    one_gpu_zero2 = training_command("dpo", "c.json", python="py", gpus=1, deepspeed="zero2")
+    one_gpu_zero2 = training_command("dpo", "c.json", python="py", gpus=1, deepspeed="/data/ds.json")
     assert one_gpu_zero2[5:9] == ["--num_processes", "1", "--use_deepspeed", "--deepspeed_config_file"]
     with pytest.raises(ValueError, match="at least one GPU"):
-        training_command("sft", "cfg.json", python="py", deepspeed="zero2")
+        training_command("sft", "cfg.json", python="py", deepspeed="/data/ds.json")
     with pytest.raises(ValueError, match="deepspeed needs gpus"):
         TrainingProfile(deepspeed="zero3")
 
