@@ -43,7 +43,9 @@ validate: $(STAMP)-dev
 	.venv/bin/dagster definitions validate -w workspace.yaml
 
 ui: $(STAMP)-dev
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/data/dagster_home} .venv/bin/dagster dev -w workspace.yaml
+	home=$${DAGSTER_HOME:-$(CURDIR)/data/dagster_home}; mkdir -p $$home; \
+	  [ -f $$home/dagster.yaml ] || cp dagster.yaml $$home/; \
+	  DAGSTER_HOME=$$home .venv/bin/dagster dev -w workspace.yaml
 
 # Needs pip-tools (in the dev extra). CPU torch is pinned by requirements/cpu-torch.txt.
 lock: $(STAMP)-dev

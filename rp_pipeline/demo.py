@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -21,9 +22,47 @@ def _say(message: str) -> None:
     print(f"[rp demo {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def run_demo(settings: Settings) -> int:
-    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.data_dir / "dagster_home")))
+INSTANCE_CONFIG = Path(__file__).resolve().parent.parent / "dagster.yaml"
+
+
+def prepare_dagster_home(dagster_home: Path) -> Path:
+    """The instance directory, with the project's dagster.yaml (the `gpu` pool limit) unless it
+    has its own."""
     dagster_home.mkdir(parents=True, exist_ok=True)
+    if not (dagster_home / "dagster.yaml").exists():
+        shutil.copyfile(INSTANCE_CONFIG, dagster_home / "dagster.yaml")
+    return dagster_home
+
+
+PID_TAG = "rp/demo_pid"
+
+
+def release_abandoned_runs(instance) -> list[str]:
+    """Runs an earlier `rp demo` left STARTED when it was killed: marked failed, and their
+    `gpu` pool slots freed, or the next run's training step would wait for them forever."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    started = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING]))
+    abandoned = [run for run in started if PID_TAG in run.tags and not _alive(int(run.tags[PID_TAG]))]
+    for run in abandoned:
+        instance.report_run_failed(run, "abandoned: the rp demo process that ran it is gone")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        _say(f"marked run {run.run_id} of a killed rp demo as failed and freed its pool slots")
+    return [run.run_id for run in abandoned]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_demo(settings: Settings) -> int:
+    prepare_dagster_home(Path(os.environ.setdefault("DAGSTER_HOME", str(settings.data_dir / "dagster_home"))))
     from dagster import DagsterInstance
 
     from rp_pipeline.defs.build import build_definitions
@@ -32,6 +71,8 @@ def run_demo(settings: Settings) -> int:
     from rp_pipeline.llm.embedded import API_BASES_ENV, EMBEDDED_MODELS, embedded_servers
 
     instance = DagsterInstance.get()
+    release_abandoned_runs(instance)
+    tags = {PID_TAG: str(os.getpid())}
     defs = build_definitions(settings)
     # Step-level DEBUG events stay in the UI; the console shows asset and training logs.
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -44,7 +85,7 @@ def run_demo(settings: Settings) -> int:
             stack.enter_context(mock.patch.dict(os.environ, {API_BASES_ENV: json.dumps(bases)}))
         _say("prepare_job: seed variables -> samples -> topic keywords -> synthesized personas")
         result = defs.resolve_job_def("prepare_job").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=quiet
+            instance=instance, raise_on_error=False, run_config=quiet, tags=tags
         )
         if not result.success:
             _say("prepare_job failed; see the run in the UI (make ui)")
@@ -57,14 +98,14 @@ def run_demo(settings: Settings) -> int:
         for number, persona in enumerate(personas, start=1):
             _say(f"persona_job [{number}/{len(personas)}] {persona}: card -> dialogues -> cleaned dialogues")
             result = defs.resolve_job_def("persona_job").execute_in_process(
-                instance=instance, partition_key=persona, raise_on_error=False, run_config=quiet
+                instance=instance, partition_key=persona, raise_on_error=False, run_config=quiet, tags=tags
             )
             if not result.success:
                 failed.append(persona)
                 _say(f"  persona {persona} failed (the others go on); see the run in the UI")
         _say("train_job: corpus -> SFT -> on-policy preference pairs -> DPO -> int8 -> eval -> leaderboard")
         result = defs.resolve_job_def("train_job").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=quiet
+            instance=instance, raise_on_error=False, run_config=quiet, tags=tags
         )
     minutes = (time.monotonic() - started) / 60
     for check in result.get_asset_check_evaluations():

@@ -310,8 +310,10 @@ def seed_everything(seed: int) -> None:
 
 
 class LossHistory:
-    """A TrainerCallback (built lazily to keep imports light) that keeps every logged
-    value per step and streams a progress line to the Pipes log."""
+    """A TrainerCallback (built lazily to keep imports light) that keeps every logged value
+    per step (with the learning rate) and streams a progress line to the Pipes log: step,
+    values, learning rate, input tokens per second (when the Trainer counts them), elapsed
+    time and, on a GPU, peak memory. `summary()` is what the run reports as numbers."""
 
     @staticmethod
     def create(log: Any, keys: tuple[str, ...] = ("loss",)):
@@ -319,20 +321,51 @@ class LossHistory:
 
         class _Callback(TrainerCallback):
             def __init__(self):
-                self.history: dict[str, list[list[float]]] = {k: [] for k in keys}
+                self.history: dict[str, list[list[float]]] = {k: [] for k in (*keys, "learning_rate")}
+                self.started = time.perf_counter()
+                self.tokens = 0
+
+            def on_train_begin(self, args, state, control, **kwargs):
+                self.started = time.perf_counter()
 
             def on_log(self, args, state, control, logs=None, **kwargs):
                 if not logs or not state.is_world_process_zero:
                     return
                 step = int(state.global_step)
-                seen = {k: float(logs[k]) for k in keys if k in logs}
+                seen = {k: float(logs[k]) for k in self.history if k in logs}
                 for k, v in seen.items():
                     self.history[k].append([step, v])
-                if seen:
-                    parts = " ".join(f"{k}={v:.4f}" for k, v in seen.items())
-                    log.info(f"step {step}/{state.max_steps} {parts}")
+                self.tokens = int(getattr(state, "num_input_tokens_seen", 0) or self.tokens)
+                if seen.keys() - {"learning_rate"}:
+                    parts = " ".join(f"{k}={v:.4g}" for k, v in seen.items())
+                    speed = f" tok/s={self.tokens_per_second():.0f}" if self.tokens else ""
+                    memory = f" gpu_mem={peak_gpu_memory_mb():.0f}MB" if peak_gpu_memory_mb() else ""
+                    log.info(f"step {step}/{state.max_steps} {parts}{speed}{memory} elapsed={self.elapsed():.1f}s")
+
+            def elapsed(self) -> float:
+                return time.perf_counter() - self.started
+
+            def tokens_per_second(self) -> float:
+                return self.tokens / max(self.elapsed(), 1e-9)
+
+            def summary(self) -> dict[str, Any]:
+                return {
+                    "learning_rate_history": self.history["learning_rate"],
+                    "input_tokens": self.tokens,
+                    "tokens_per_second": round(self.tokens_per_second(), 2),
+                    "peak_gpu_memory_mb": peak_gpu_memory_mb(),
+                }
 
         return _Callback()
+
+
+def peak_gpu_memory_mb() -> float | None:
+    """Peak CUDA memory this process allocated, in MB; None without a GPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
 def train_precision() -> dict[str, Any]:

@@ -123,6 +123,7 @@ def train(cfg: DPOJob, pipes) -> dict[str, Any]:
         max_length=cfg.max_length,
         activation_checkpointing=cfg.gradient_checkpointing,
         logging_steps=1,
+        include_num_input_tokens_seen="non_padding",
         save_strategy="steps" if cfg.save_steps else "no",
         save_steps=cfg.save_steps or 500,
         save_total_limit=2,
@@ -173,6 +174,7 @@ def train(cfg: DPOJob, pipes) -> dict[str, Any]:
         "final_loss": last("loss"),
         "final_reward_accuracy": last("rewards/accuracies"),
         "final_reward_margin": last("rewards/margins"),
+        **history.summary(),
         "train_runtime_s": round(train_s, 3),
         "runtime_s": round(time.perf_counter() - started, 3),
     }

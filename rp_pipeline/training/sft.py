@@ -124,6 +124,7 @@ def build_trainer(cfg: SFTJob, model, tokenizer, rows, eval_rows, output_dir: Pa
         warmup_steps=cfg.warmup_ratio,  # transformers 5: a float under 1 is a share of the steps
         per_device_eval_batch_size=cfg.per_device_train_batch_size,
         logging_steps=1,
+        include_num_input_tokens_seen="non_padding",
         save_strategy="steps" if cfg.save_steps else "no",
         save_steps=cfg.save_steps or 500,
         save_total_limit=2,  # the latest and the one before, in case the latest was cut short
@@ -200,6 +201,7 @@ def train(cfg: SFTJob, pipes) -> dict[str, Any]:
         "eval_rows": len(eval_rows),
         "eval_loss_before": eval_before,
         "eval_loss": eval_after,
+        **history.summary(),
         "train_runtime_s": round(train_s, 3),
         "runtime_s": round(time.perf_counter() - started, 3),
     }

@@ -96,3 +96,59 @@ def test_the_default_launcher_is_a_local_subprocess_and_a_bad_file_names_its_fie
     with pytest.raises(ValueError, match="needs an image"):
         no_image.run(None, ["python"])  # type: ignore[arg-type]
     assert Path(LAUNCHERS / "kubernetes.yaml").is_file()
+
+
+def test_the_shipped_instance_config_limits_the_gpu_pool(tmp_path, monkeypatch):
+    """`rp demo` (and `make ui`) give a new DAGSTER_HOME the project's dagster.yaml: one step of
+    the `gpu` pool at a time; an instance's own dagster.yaml is left alone."""
+    from dagster import DagsterInstance
+
+    from rp_pipeline.demo import prepare_dagster_home
+
+    home = prepare_dagster_home(tmp_path / "home")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with DagsterInstance.get() as instance:
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+    (home / "dagster.yaml").write_text("concurrency:\n  pools:\n    default_limit: 3\n")
+    prepare_dagster_home(home)
+    assert "default_limit: 3" in (home / "dagster.yaml").read_text()
+
+
+def test_runs_a_killed_rp_demo_left_started_are_failed_and_their_gpu_slots_freed(tmp_path, monkeypatch):
+    import os
+
+    from dagster import DagsterInstance, DagsterRunStatus, job, op
+
+    from rp_pipeline.demo import PID_TAG, prepare_dagster_home, release_abandoned_runs
+
+    @op
+    def step():
+        return 1
+
+    @job
+    def train():
+        step()
+
+    monkeypatch.setenv("DAGSTER_HOME", str(prepare_dagster_home(tmp_path / "home")))
+    with DagsterInstance.get() as instance:
+        dead = _exited_pid()
+        killed = instance.create_run_for_job(train, tags={PID_TAG: str(dead)}, status=DagsterRunStatus.STARTED)
+        running = instance.create_run_for_job(train, tags={PID_TAG: str(os.getpid())}, status=DagsterRunStatus.STARTED)
+        storage = instance.event_log_storage
+        storage.initialize_concurrency_limit_to_default("gpu")
+        assert storage.claim_concurrency_slot("gpu", killed.run_id, "sft_checkpoint").is_claimed
+        assert not storage.claim_concurrency_slot("gpu", running.run_id, "dpo_checkpoint").is_claimed  # blocked
+
+        assert release_abandoned_runs(instance) == [killed.run_id]
+        assert instance.get_run_by_id(killed.run_id).status == DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(running.run_id).status == DagsterRunStatus.STARTED  # its process lives
+        assert storage.claim_concurrency_slot("gpu", running.run_id, "dpo_checkpoint").is_claimed
+
+
+def _exited_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid

@@ -29,6 +29,9 @@ def test_sft_saves_adapter_and_finite_loss_history(sft_run):
     assert all(math.isfinite(v) and v > 0 for _, v in m["loss_history"])
     assert m["final_loss"] == m["loss_history"][-1][1]
     assert "step 5/5 loss=" in sft_run.proc.stderr  # progress streamed to the log
+    assert "tok/s=" in sft_run.proc.stderr and "elapsed=" in sft_run.proc.stderr
+    assert m["input_tokens"] > 0 and m["tokens_per_second"] > 0 and m["peak_gpu_memory_mb"] is None  # CPU
+    assert [s for s, _ in m["learning_rate_history"]] == [1, 2, 3, 4, 5]
     assert not (sft_run.workdir / ".adapter.partial").exists()
 
 
