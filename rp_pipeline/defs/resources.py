@@ -8,6 +8,7 @@ from typing import Any
 from dagster import AssetExecutionContext, ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
+from rp_pipeline.core.base_models import BaseModelSpec, load_base_models
 from rp_pipeline.core.chat import Role
 from rp_pipeline.core.models import Drop
 from rp_pipeline.core.profile import Profile, load_profile, profile_path
@@ -44,6 +45,9 @@ class PipelineResource(ConfigurableResource):
 
     def rules(self) -> RuleSet:
         return RuleSet.load(self.assets / "rules")
+
+    def base_models(self) -> dict[str, BaseModelSpec]:
+        return load_base_models(self.assets / "models" / "base_models.yaml")
 
     def seed_language_weights(self) -> dict[str, float]:
         """The seed languages' weights: the role-play language target when a profile sets none."""

@@ -10,6 +10,7 @@ from typing import Any
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from rp_pipeline.core.artifacts import Checkpoint, CorpusArtifact, PairsArtifact
+from rp_pipeline.core.base_models import BaseModelSpec, resolve_base_model
 from rp_pipeline.core.corpus import language_distribution
 from rp_pipeline.core.ids import content_id
 from rp_pipeline.core.launch import deepspeed_config, training_command
@@ -21,10 +22,11 @@ GROUP = "training"
 SPARK = "▁▂▃▄▅▆▇█"
 
 
-def base_model_config(training: TrainingProfile) -> dict[str, Any]:
-    """Where the dense base model lives; the embedded GGUF is dequantized into a cache once."""
+def base_model_config(training: TrainingProfile, spec: BaseModelSpec | None = None) -> dict[str, Any]:
+    """Where the dense base model lives (a registered model's directory, or the profile's own);
+    the embedded GGUF is dequantized into a cache once."""
     if training.base_model != "embedded":
-        return {"base_model_dir": training.base_model}
+        return {"base_model_dir": spec.path if spec is not None and spec.path else training.base_model}
     from rp_pipeline.llm.embedded import assemble_gguf, default_cache_dir
 
     return {
@@ -71,10 +73,11 @@ def run_script(
     return metadata
 
 
-def _shared_settings(profile: Profile) -> dict[str, Any]:
-    """What SFT and DPO are both configured with (the LoRA shape, length, batch, seed)."""
+def _shared_settings(profile: Profile, spec: BaseModelSpec) -> dict[str, Any]:
+    """What SFT and DPO are both configured with (the LoRA shape and targets, length, batch, seed)."""
     training = profile.training
     return {
+        "lora_target_modules": spec.lora_target_modules,
         "lora_r": training.lora_r,
         "lora_alpha": training.lora_alpha,
         "max_length": training.max_length,
@@ -113,8 +116,17 @@ def sft_checkpoint(
 ) -> Output[Checkpoint]:
     profile = pipeline.load_profile()
     training = profile.training
-    base = base_model_config(training)
-    version = content_id("sft", {"corpus": training_corpus.version, "training": training.trained_fields(), **base})
+    spec = resolve_base_model(training.base_model, pipeline.base_models(), training.max_length)
+    base = base_model_config(training, spec)
+    version = content_id(
+        "sft",
+        {
+            "corpus": training_corpus.version,
+            "training": training.trained_fields(),
+            "lora_targets": spec.lora_target_modules,
+            **base,
+        },
+    )
     out = pipeline.data / "models" / version
     weights = out / ("adapter" if training.method == "lora" else "model")
     reported = run_script(
@@ -131,7 +143,7 @@ def sft_checkpoint(
             "assistant_only_loss": training.assistant_only_loss,
             "warmup_ratio": training.warmup_ratio,
             "eval_rows": training.sft_eval_rows,
-            **_shared_settings(profile),
+            **_shared_settings(profile, spec),
         },
         out,
         training=training,
@@ -177,9 +189,15 @@ def dpo_checkpoint(
 ) -> Output[Checkpoint]:
     profile = pipeline.load_profile()
     training = profile.training
+    spec = resolve_base_model(training.base_model, pipeline.base_models(), training.max_length)
     version = content_id(
         "dpo",
-        {"sft": sft_checkpoint.version, "pairs": preference_pairs.version, "training": training.trained_fields()},
+        {
+            "sft": sft_checkpoint.version,
+            "pairs": preference_pairs.version,
+            "training": training.trained_fields(),
+            "lora_targets": spec.lora_target_modules,
+        },
     )
     out = pipeline.data / "models" / version
     reported = run_script(
@@ -194,7 +212,7 @@ def dpo_checkpoint(
             "max_steps": training.dpo_steps,
             "beta": training.dpo_beta,
             "learning_rate": training.dpo_learning_rate,
-            **_shared_settings(profile),
+            **_shared_settings(profile, spec),
         },
         out,
         training=training,

@@ -274,7 +274,9 @@ def load_model_and_tokenizer(base_model_dir: str | Path, adapters: list[str] | l
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(base_model_dir), dtype=torch.float32, use_safetensors=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(base_model_dir), dtype=torch.float32, use_safetensors=True, **optional_kernels()["model"]
+    )
     if adapters:
         from peft import PeftModel
 
@@ -366,6 +368,26 @@ def peak_gpu_memory_mb() -> float | None:
     if not torch.cuda.is_available():
         return None
     return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+
+
+def optional_kernels() -> dict[str, dict[str, Any]]:
+    """Faster kernels on a GPU when their packages are installed, never required:
+    FlashAttention-2 (with padding-free batching, which needs it) and Liger's fused kernels.
+    {"model": from_pretrained kwargs, "trainer": SFT/DPO config kwargs}; empty on CPU."""
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"model": {}, "trainer": {}}
+    model: dict[str, Any] = {}
+    trainer: dict[str, Any] = {}
+    if importlib.util.find_spec("flash_attn") is not None:
+        model["attn_implementation"] = "flash_attention_2"
+        trainer["padding_free"] = True
+    if importlib.util.find_spec("liger_kernel") is not None:
+        trainer["use_liger_kernel"] = True
+    return {"model": model, "trainer": trainer}
 
 
 def train_precision() -> dict[str, Any]:

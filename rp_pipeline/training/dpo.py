@@ -46,6 +46,7 @@ class DPOJob(JobConfig):
     max_steps: PositiveInt = 5
     beta: PositiveFloat = 0.1
     learning_rate: PositiveFloat = 5e-5
+    lora_target_modules: str | list[str] = "all-linear"
     lora_r: PositiveInt = 8
     lora_alpha: PositiveInt = 16
     max_length: PositiveInt = 512
@@ -140,7 +141,7 @@ def train(cfg: DPOJob, pipes) -> dict[str, Any]:
         args=args,
         train_dataset=Dataset.from_list(pairs),
         processing_class=tokenizer,
-        peft_config=lora_config(cfg.lora_r, cfg.lora_alpha),
+        peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_target_modules),
         callbacks=[history],
     )
     quiet_trainer(trainer)

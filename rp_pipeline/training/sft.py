@@ -30,6 +30,7 @@ from rp_pipeline.training.common import (
     last_checkpoint,
     load_model_and_tokenizer,
     message_token_counter,
+    optional_kernels,
     publish_dir,
     quiet_libraries,
     quiet_trainer,
@@ -57,6 +58,7 @@ class SFTJob(JobConfig):
     gradient_checkpointing: bool = False  # worth it only for big models on GPU
     seed: NonNegativeInt = 0
     method: Literal["lora", "full"] = "lora"
+    lora_target_modules: str | list[str] = "all-linear"  # the base model's (assets/models/base_models.yaml)
     assistant_only_loss: bool = True
     warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
     eval_rows: NonNegativeInt = 0  # corpus rows held out (seeded) for the evaluation loss
@@ -100,10 +102,10 @@ def split_to_fit(rows: list[dict[str, Any]], tokenizer, max_length: int) -> tupl
     return out, too_long
 
 
-def lora_config(r: int, alpha: int):
+def lora_config(r: int, alpha: int, target_modules: str | list[str] = "all-linear"):
     from peft import LoraConfig
 
-    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=target_modules, task_type="CAUSAL_LM")
 
 
 def build_trainer(cfg: SFTJob, model, tokenizer, rows, eval_rows, output_dir: Path, callbacks: list):
@@ -133,6 +135,7 @@ def build_trainer(cfg: SFTJob, model, tokenizer, rows, eval_rows, output_dir: Pa
         disable_tqdm=True,
         seed=cfg.seed,
         **train_precision(),
+        **optional_kernels()["trainer"],
     )
     return SFTTrainer(
         model=model,
@@ -140,7 +143,7 @@ def build_trainer(cfg: SFTJob, model, tokenizer, rows, eval_rows, output_dir: Pa
         train_dataset=Dataset.from_list(rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
-        peft_config=lora_config(cfg.lora_r, cfg.lora_alpha) if cfg.method == "lora" else None,
+        peft_config=lora_config(cfg.lora_r, cfg.lora_alpha, cfg.lora_target_modules) if cfg.method == "lora" else None,
         callbacks=callbacks,
     )
 
