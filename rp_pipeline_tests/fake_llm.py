@@ -110,6 +110,7 @@ class FakeLLM:
         self.calls: Counter[str] = Counter()
         self.queued: dict[str, deque] = defaultdict(deque)
         self.requests: list[dict] = []
+        self.authorizations: Counter[str] = Counter()  # the Authorization headers the provider saw
         self.in_flight = 0
         self.peak_in_flight = 0
         self._lock = threading.Lock()
@@ -223,6 +224,7 @@ class FakeLLM:
                 with fake._lock:
                     fake.calls[role] += 1
                     fake.requests.append(body)
+                    fake.authorizations[self.headers.get("Authorization", "")] += 1
                     fake.in_flight += 1
                     fake.peak_in_flight = max(fake.peak_in_flight, fake.in_flight)
                 try:
