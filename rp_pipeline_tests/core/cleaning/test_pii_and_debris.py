@@ -3,13 +3,14 @@ from __future__ import annotations
 import pytest
 
 from rp_pipeline.core.cleaning.debris import strip_debris
-from rp_pipeline.core.cleaning.pii import MASK, scrub_pii, valid_cn_id
+from rp_pipeline.core.cleaning.pii import MASK, looks_like_cn_id, scrub_pii, valid_cn_id
 
 
 @pytest.mark.parametrize(
     "text, kind",
     [
         ("身份证号11010519491231002X你记一下", "cn_id"),
+        ("身份证号110105194912310021你记一下", "cn_id"),  # check digit mistyped (X): still the person's ID
         ("卡号 4111 1111 1111 1111 别告诉别人", "bank_card"),
         ("我家电话010-12345678", "cn_landline"),
         ("我住在上海市浦东新区世纪大道100号3栋", "address_zh"),
@@ -28,7 +29,8 @@ def test_pii_kinds_are_masked(text, kind):
     "text",
     [
         "订单号 1234567812345678 和 2024年",  # 16 digits failing Luhn
-        "身份证号110105194912310021不对",  # checksum should be X
+        "订单号123456789012345678不对",  # 18 digits, but no real birth date inside (7890-12-34)
+        "快递单号 990105194912310021",  # no province 99
         "我去过上海市，那里的路很宽",
         "I walked 5 miles down the road",
     ],
@@ -37,8 +39,15 @@ def test_numbers_and_places_that_are_not_pii_stay(text):
     assert scrub_pii(text) == (text, [])
 
 
-def test_cn_id_checksum():
+def test_only_the_address_is_masked_when_chinese_touches_an_email_and_a_password_keeps_its_punctuation():
+    assert scrub_pii("简历发到zhang_san+job@qq.com就行")[0] == f"简历发到{MASK}就行"
+    assert scrub_pii("new password: P@ss.w0rd!x, ok")[0] == f"new password: {MASK}, ok"
+    assert scrub_pii("my password is hunter22!")[0] == f"my password is {MASK}!"
+
+
+def test_cn_id_checksum_and_structure():
     assert valid_cn_id("11010519491231002X") and not valid_cn_id("110105194912310021")
+    assert looks_like_cn_id("110105194912310021") and not looks_like_cn_id("110105194902300021")  # 30 February
 
 
 @pytest.mark.parametrize(
