@@ -177,6 +177,17 @@ def last_checkpoint(directory: str | Path) -> Path | None:
     return max(complete, key=lambda path: int(path.name.removeprefix("checkpoint-")), default=None)
 
 
+def prepare_output(final: str | Path, save_steps: int, log: Any, script: str) -> tuple[Path, Path, Path | None, int]:
+    """(staging dir, checkpoints dir, checkpoint to resume from or None, its step) for a run
+    writing ``final``; a resumable checkpoint is only looked for when the run saves them."""
+    staging, checkpoints = staging_dir(final), checkpoints_dir(final)
+    resume = last_checkpoint(checkpoints) if save_steps else None
+    step = int(resume.name.removeprefix("checkpoint-")) if resume else 0
+    if resume:
+        log.info(f"{script}: resuming from {resume} (step {step}), left by an interrupted run")
+    return staging, checkpoints, resume, step
+
+
 def publish_dir(staging: str | Path, final: str | Path) -> Path:
     """Move a finished staging dir into place: a crash before this leaves ``final``
     untouched (old version or absent), never half written."""

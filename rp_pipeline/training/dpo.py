@@ -19,17 +19,15 @@ from pydantic import DirectoryPath, FilePath, NonNegativeInt, PositiveFloat, Pos
 from rp_pipeline.training.common import (
     JobConfig,
     LossHistory,
-    checkpoints_dir,
-    last_checkpoint,
     load_model_and_tokenizer,
     message_token_counter,
+    prepare_output,
     publish_dir,
     quiet_libraries,
     quiet_trainer,
     read_jsonl,
     run_script,
     seed_everything,
-    staging_dir,
     train_precision,
     write_json,
 )
@@ -110,11 +108,7 @@ def train(cfg: DPOJob, pipes) -> dict[str, Any]:
         f"{shortened} prompts shortened to their latest turns to fit max_length={cfg.max_length}"
     )
 
-    staging, checkpoints = staging_dir(cfg.output_dir), checkpoints_dir(cfg.output_dir)
-    resume = last_checkpoint(checkpoints) if cfg.save_steps else None
-    resumed_from = int(resume.name.removeprefix("checkpoint-")) if resume else 0
-    if resume:
-        pipes.log.info(f"dpo: resuming from {resume} (step {resumed_from}), left by an interrupted run")
+    staging, checkpoints, resume, resumed_from = prepare_output(cfg.output_dir, cfg.save_steps, pipes.log, "dpo")
     args = DPOConfig(
         output_dir=str(checkpoints),
         max_steps=cfg.max_steps,

@@ -24,20 +24,18 @@ from pydantic import Field, FilePath, NonNegativeInt, PositiveFloat, PositiveInt
 from rp_pipeline.training.common import (
     JobConfig,
     LossHistory,
-    checkpoints_dir,
     ensure_dense_base,
     has_dense_weights,
-    last_checkpoint,
     load_model_and_tokenizer,
     message_token_counter,
     optional_kernels,
+    prepare_output,
     publish_dir,
     quiet_libraries,
     quiet_trainer,
     read_jsonl,
     run_script,
     seed_everything,
-    staging_dir,
     train_precision,
     write_json,
 )
@@ -174,11 +172,7 @@ def train(cfg: SFTJob, pipes) -> dict[str, Any]:
         f"{sum(p.numel() for p in model.parameters()):,} params"
     )
 
-    staging, checkpoints = staging_dir(cfg.output_dir), checkpoints_dir(cfg.output_dir)
-    resume = last_checkpoint(checkpoints) if cfg.save_steps else None
-    resumed_from = int(resume.name.removeprefix("checkpoint-")) if resume else 0
-    if resume:
-        pipes.log.info(f"sft: resuming from {resume} (step {resumed_from}), left by an interrupted run")
+    staging, checkpoints, resume, resumed_from = prepare_output(cfg.output_dir, cfg.save_steps, pipes.log, "sft")
     history = LossHistory.create(pipes.log)
     trainer = build_trainer(cfg, model, tokenizer, rows, eval_rows, checkpoints, [history])
     quiet_trainer(trainer)
