@@ -37,7 +37,17 @@ class Prompts:
         self._env.filters["seen"] = seen
 
     def render(self, name: str, **context: Any) -> str:
-        return self._env.get_template(f"{name}.j2").render(**context).strip()
+        """The template filled in; a broken template or a missing variable is an error naming
+        the file (and the line of a syntax error)."""
+        path = self.dir / f"{name}.j2"
+        try:
+            return self._env.get_template(f"{name}.j2").render(**context).strip()
+        except jinja2.TemplateSyntaxError as exc:
+            raise ValueError(f"{path}:{exc.lineno}: template syntax error: {exc.message}") from exc
+        except jinja2.TemplateNotFound as exc:
+            raise ValueError(f"{path}: no such prompt template") from exc
+        except jinja2.UndefinedError as exc:
+            raise ValueError(f"{path}: {exc.message} (a variable the template uses was not passed)") from exc
 
     @property
     def version(self) -> str:

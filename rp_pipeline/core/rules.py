@@ -53,6 +53,9 @@ ECHO_SIMILARITY = 0.8
 ECHO_MIN_BLOCK = 12  # a copied run of this many letters is an echo, whatever surrounds it
 
 
+REGEX_LISTS = ("assistant_patterns", "language_names")  # lists of regular expressions, not phrases
+
+
 class RuleSet(BaseModel):
     """Phrase lists per language from `assets/rules/*.yaml`; `exceptions` maps a list name to
     longer phrases that contain one of its phrases but do not mean it (再见到 is not 再见)."""
@@ -70,9 +73,19 @@ class RuleSet(BaseModel):
     def load(cls, rules_dir: Path) -> RuleSet:
         def read(name: str) -> dict[str, list[str]]:
             path = rules_dir / f"{name}.yaml"
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError) as exc:
+                raise ValueError(f"{path}: cannot read the rule list: {exc}") from exc
             if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
                 raise ValueError(f"{path}: expected a mapping of language code -> list of phrases")
+            if name in REGEX_LISTS:  # compiled on first use: a bad one must fail here, named
+                for language, patterns in data.items():
+                    for pattern in patterns:
+                        try:
+                            regex.compile(pattern)
+                        except regex.error as exc:
+                            raise ValueError(f"{path}: {language}: bad regular expression {pattern!r}: {exc}") from exc
             return data
 
         return cls(**{name: read(name) for name in cls.model_fields})
@@ -104,7 +117,7 @@ class RuleSet(BaseModel):
                 for patterns in getattr(self, kind).values()
                 if patterns
             )
-            for kind in ("assistant_patterns", "language_names")
+            for kind in REGEX_LISTS
         }
 
     def search(self, kind: str, text: str) -> str | None:
