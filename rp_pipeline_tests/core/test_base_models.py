@@ -25,8 +25,17 @@ def test_a_directory_is_a_base_model_too_and_what_does_not_fit_is_an_error(tmp_p
     assert (own.path, own.max_length, own.lora_target_modules) == (str(tmp_path), 2048, "all-linear")
     with pytest.raises(ValueError, match=r"'llama-9b' is neither a registered model \(embedded, qwen2.5"):
         resolve_base_model("llama-9b", models, max_length=512)
-    with pytest.raises(ValueError, match=r"max_length 16384 is over qwen2\.5-7b-instruct.s max_length 8192"):
-        resolve_base_model("qwen2.5-7b-instruct", models, max_length=16384)
+    with pytest.raises(ValueError, match=r"max_length 65536 is over qwen2\.5-7b-instruct.s max_length 32768"):
+        resolve_base_model("qwen2.5-7b-instruct", models, max_length=65536)
+
+
+def test_every_shipped_profile_trains_a_registered_base_model_within_its_length():
+    from rp_pipeline.core.profile import load_profile
+
+    models = load_base_models(REGISTRY)
+    for path in sorted((REPO_ROOT / "assets" / "profiles").glob("*.yaml")):
+        training = load_profile(path).training
+        assert resolve_base_model(training.base_model, models, training.max_length), path.name
 
 
 def test_a_bad_entry_names_the_file_the_model_and_the_field(tmp_path):
