@@ -180,3 +180,37 @@ def test_a_killed_sft_run_resumes_from_its_last_complete_checkpoint(tiny_model_d
     assert [s for s, _ in m["loss_history"]] == list(range(step + 1, 41))
     assert f"resuming from {left}" in resumed.proc.stderr
     assert not checkpoints.exists()
+
+
+def test_a_killed_dpo_run_resumes_too(tiny_model_dir, sft_run, tmp_path):
+    """DPO keeps checkpoints the same way: killed after its first, run again, it resumes there."""
+    import signal
+    import time
+
+    from rp_pipeline.training.common import checkpoints_dir, last_checkpoint
+    from rp_pipeline_tests.training.conftest import ScriptRun
+
+    assert sft_run.ok, sft_run.proc.stderr[-3000:]
+    cfg = {
+        "base_model_dir": str(tiny_model_dir),
+        "sft_adapters": [str(sft_run.workdir / "adapter")],
+        "pairs_file": str(write_jsonl(tmp_path / "pairs.jsonl", pair_rows(8))),
+        "output_dir": str(tmp_path / "adapter"),
+        "max_steps": 30,
+        "save_steps": 3,
+        "max_length": 128,
+    }
+    killed = ScriptRun("dpo", cfg, tmp_path)
+    checkpoints = checkpoints_dir(tmp_path / "adapter")
+    deadline = time.monotonic() + 240
+    while last_checkpoint(checkpoints) is None and time.monotonic() < deadline:
+        assert killed._popen.poll() is None, "the run ended before its first checkpoint"
+        time.sleep(0.05)
+    killed._popen.send_signal(signal.SIGKILL)
+    killed._popen.wait()
+    step = int(last_checkpoint(checkpoints).name.removeprefix("checkpoint-"))
+
+    m = _metrics(run_training_script("dpo", cfg, tmp_path), "adapter")
+    assert m["resumed_from_step"] == step and m["steps"] == 30
+    assert [s for s, _ in m["loss_history"]] == list(range(step + 1, 31))
+    assert not checkpoints.exists()
