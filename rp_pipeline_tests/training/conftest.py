@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -56,6 +58,25 @@ class ScriptRun:
     @property
     def ok(self) -> bool:
         return self.wait().proc.returncode == 0
+
+
+def kill_after_first_checkpoint(name: str, config: dict, workdir: Path, timeout: float = 240) -> Path:
+    """Start the script, SIGKILL it once its first complete checkpoint exists (beside
+    `config["output_dir"]`), and return the last complete checkpoint it left."""
+    from rp_pipeline.training.common import checkpoints_dir, last_checkpoint
+
+    run = ScriptRun(name, config, workdir)
+    checkpoints = checkpoints_dir(config["output_dir"])
+    deadline = time.monotonic() + timeout
+    while last_checkpoint(checkpoints) is None:
+        assert run._popen.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline, f"no checkpoint in {timeout} s"
+        time.sleep(0.05)
+    run._popen.send_signal(signal.SIGKILL)
+    run._popen.wait()
+    left = last_checkpoint(checkpoints)
+    assert left is not None
+    return left
 
 
 def offline_env() -> dict[str, str]:

@@ -9,7 +9,13 @@ import math
 
 from safetensors import safe_open
 
-from rp_pipeline_tests.training.conftest import chat_rows, pair_rows, run_training_script, write_jsonl
+from rp_pipeline_tests.training.conftest import (
+    chat_rows,
+    kill_after_first_checkpoint,
+    pair_rows,
+    run_training_script,
+    write_jsonl,
+)
 
 
 def _metrics(run, sub: str) -> dict:
@@ -147,11 +153,7 @@ def test_a_killed_sft_run_resumes_from_its_last_complete_checkpoint(tiny_model_d
     """SIGKILL after the first checkpoint; the same job run again resumes there (the steps it
     reports start after it) and ends on the step count of a run never interrupted; the
     checkpoints go once the adapter is published."""
-    import signal
-    import time
-
-    from rp_pipeline.training.common import checkpoints_dir, last_checkpoint
-    from rp_pipeline_tests.training.conftest import ScriptRun
+    from rp_pipeline.training.common import checkpoints_dir
 
     cfg = {
         "base_model_dir": str(tiny_model_dir),
@@ -161,16 +163,9 @@ def test_a_killed_sft_run_resumes_from_its_last_complete_checkpoint(tiny_model_d
         "save_steps": 4,
         "max_length": 128,
     }
-    killed = ScriptRun("sft", cfg, tmp_path)
+    left = kill_after_first_checkpoint("sft", cfg, tmp_path)
     checkpoints = checkpoints_dir(tmp_path / "adapter")
-    deadline = time.monotonic() + 240
-    while last_checkpoint(checkpoints) is None and time.monotonic() < deadline:
-        assert killed._popen.poll() is None, "the run ended before its first checkpoint"
-        time.sleep(0.05)
-    killed._popen.send_signal(signal.SIGKILL)
-    killed._popen.wait()
-    left = last_checkpoint(checkpoints)
-    assert left is not None and not (tmp_path / "adapter").exists()
+    assert not (tmp_path / "adapter").exists()
     step = int(left.name.removeprefix("checkpoint-"))
     assert 4 <= step < 40
 
@@ -184,11 +179,7 @@ def test_a_killed_sft_run_resumes_from_its_last_complete_checkpoint(tiny_model_d
 
 def test_a_killed_dpo_run_resumes_too(tiny_model_dir, sft_run, tmp_path):
     """DPO keeps checkpoints the same way: killed after its first, run again, it resumes there."""
-    import signal
-    import time
-
-    from rp_pipeline.training.common import checkpoints_dir, last_checkpoint
-    from rp_pipeline_tests.training.conftest import ScriptRun
+    from rp_pipeline.training.common import checkpoints_dir
 
     assert sft_run.ok, sft_run.proc.stderr[-3000:]
     cfg = {
@@ -200,15 +191,8 @@ def test_a_killed_dpo_run_resumes_too(tiny_model_dir, sft_run, tmp_path):
         "save_steps": 3,
         "max_length": 128,
     }
-    killed = ScriptRun("dpo", cfg, tmp_path)
+    step = int(kill_after_first_checkpoint("dpo", cfg, tmp_path).name.removeprefix("checkpoint-"))
     checkpoints = checkpoints_dir(tmp_path / "adapter")
-    deadline = time.monotonic() + 240
-    while last_checkpoint(checkpoints) is None and time.monotonic() < deadline:
-        assert killed._popen.poll() is None, "the run ended before its first checkpoint"
-        time.sleep(0.05)
-    killed._popen.send_signal(signal.SIGKILL)
-    killed._popen.wait()
-    step = int(last_checkpoint(checkpoints).name.removeprefix("checkpoint-"))
 
     m = _metrics(run_training_script("dpo", cfg, tmp_path), "adapter")
     assert m["resumed_from_step"] == step and m["steps"] == 30
