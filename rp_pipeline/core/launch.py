@@ -12,10 +12,10 @@ DeepSpeedStage = Literal["zero2", "zero3"]
 DEEPSPEED_DIR = Path(__file__).resolve().parents[2] / "docker" / "deepspeed"
 
 
-def deepspeed_config(stage: DeepSpeedStage, directory: Path = DEEPSPEED_DIR) -> Path:
+def deepspeed_config(stage: DeepSpeedStage) -> Path:
     """The shipped ZeRO config of `stage` (its "auto" values are filled by transformers from
     the training arguments)."""
-    path = directory / f"{stage}.json"
+    path = DEEPSPEED_DIR / f"{stage}.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no DeepSpeed config for {stage}")
     return path
