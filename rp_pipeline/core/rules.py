@@ -43,6 +43,8 @@ _STAGE_DIRECTION = re.compile(
 # print('你好') is a call in code, not a stage direction
 _TAG = re.compile(r"<[^<>]*>")
 _MARKUP = re.compile(r"</?[A-Za-z][A-Za-z0-9]*\s*/?>")  # <emotion>, </img>, <br/>: markup, not words
+# A provider's JSON leaking into a line: a quoted key with its value, or a list of numbers.
+_JSON_DEBRIS = re.compile(r'"\w+"\s*:\s*[\[{"\d]|\[\s*\d+(?:\s*,\s*\d+)+\s*\]')
 _EMOTION_LABEL = re.compile(r"<emotion>[^<>]*</emotion>")
 _IMAGE_BLOCK = re.compile(r"<img>.*?(?:</img>|$)", re.DOTALL)
 _CODE = re.compile(r"```.*?(?:```|$)|`[^`\n]+`", re.DOTALL)  # code is no stage direction: print('你好')
@@ -359,7 +361,11 @@ def check_character_reply(
         found.append(Violation(code="language_name", detail=phrase))
     if phrase := rules.find("goodbye", text):
         found.append(Violation(code="goodbye", detail=phrase))
-    if violation := _language_violation(spoken_text(raw, "\n"), language):
+    spoken = spoken_text(raw, "\n")
+    if degenerate := find_degenerate(spoken):
+        found.append(Violation(code="degenerate", detail=degenerate))
+    # a repeated letter or keyboard mash is in no language: lingua would name one at random
+    elif violation := _language_violation(spoken, language):
         found.append(violation)
     return found
 
@@ -376,12 +382,12 @@ def check_user_turn(
     to answer: assistant-speak or a refusal, a degenerate repeat or keyboard mash, a copy of
     the character's last reply (a near-copy of the whole: picking one of the options the
     character offered, "Une tradition alors", is an answer), format tags or emotion label
-    words, another language. Short neutral turns ("ok", "哈哈", an emoji) are too short to
+    words or leaked JSON, another language. Short neutral turns ("ok", "哈哈", an emoji) are too short to
     judge for language."""
     if not text.strip():
         return [Violation(code="empty", detail="user turn")]
     found: list[Violation] = []
-    if match := _MARKUP.search(text):
+    if match := _MARKUP.search(text) or _JSON_DEBRIS.search(text):
         found.append(Violation(code="user_markup", detail=match.group(0)))
     elif word := find_label_word(text, language):
         found.append(Violation(code="user_markup", detail=f"label word {word!r}"))

@@ -25,7 +25,7 @@ def user_codes(text: str, lang: str, **kw) -> set[str]:
 def test_every_code_the_rules_emit_is_registered():
     for code in ("truncated", "self_repeat", "name_prefix", "language_name", "user_assistant_speak"):
         assert code in REASON_CODES
-    for code in ("user_degenerate", "user_echo", "user_markup", "user_wrong_language"):
+    for code in ("user_degenerate", "user_echo", "user_markup", "user_wrong_language", "degenerate"):
         assert code in REASON_CODES
 
 
@@ -149,6 +149,9 @@ USER_CASES = [
     ("user_degenerate", "zh", "啊" * 30, "哈哈哈哈哈哈，笑死我了"),
     ("user_markup", "zh", "好啊 Neutral", "好啊，那就这么定了"),
     ("user_markup", "en", "sure thing<emotion>happy</emotion>", "I'm so happy for you"),
+    # a provider's wrong-schema JSON, after the user agent kept the text past its first colon
+    ("user_markup", "en", 'ok", "data": [1, 2, 3]', 'She said "no", then "maybe": classic'),
+    ("user_markup", "zh", '{"reply": "好啊"}', '他说"好啊"，我就去了'),
     ("user_wrong_language", "zh", "I really want to go to the beach this weekend", "我这周末特别想去海边"),
     ("user_wrong_language", "en", "我这周末特别想去海边玩一玩", "I really want to go to the beach this weekend"),
     ("empty", "zh", "  ", "嗯"),
@@ -182,6 +185,20 @@ def test_degenerate_user_turns_are_not_judged_for_language(lang, text):
 @pytest.mark.parametrize("lang, text", [("en", "very very very very very good"), ("zh", "好好好，我知道啦")])
 def test_words_said_again_are_not_mash(lang, text):
     assert user_codes(text, lang) == set()
+
+
+@pytest.mark.parametrize(
+    "lang, garbage, fine",
+    [
+        # a provider's garbage that the cleaner's repairs would otherwise tag neutral and keep
+        ("en", "asdfghjkl ;;;; zxcvbnm" + E("neutral"), "Ha, no way" + E("surprised")),
+        ("ja", "う" * 30 + E("neutral"), "うーん、どうしようかな" + E("neutral")),
+        ("zh", "啊" * 20 + E("sad"), "哈哈哈哈哈，笑死我了" + E("happy")),
+    ],
+)
+def test_a_degenerate_reply_is_degenerate_and_not_judged_for_language(lang, garbage, fine):
+    assert reply_codes(garbage, lang) == {"degenerate"}
+    assert reply_codes(fine, lang) == set()
 
 
 @pytest.mark.parametrize(

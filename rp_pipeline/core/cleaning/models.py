@@ -33,11 +33,12 @@ REASON_CODES = (
     "self_repeat",  # the same clause or sentence twice inside one reply
     "name_prefix",  # starts with a speaker prefix such as `林小满：` or `Lin:` (seed rule 1)
     "language_name",  # talks about the language it speaks in ("in English", "用中文回答")
+    "degenerate",  # a character or syllable repeated far past emphasis, keyboard mash (a provider's garbage)
     # user turns: a flagged user turn cuts the row before it
     "user_assistant_speak",  # assistant-speak or a refusal ("I'm sorry, but I can't help with that.")
     "user_degenerate",  # a character or syllable repeated far past emphasis, keyboard mash
     "user_echo",  # (nearly) copies the character's last reply
-    "user_markup",  # format tags or emotion label words in the text
+    "user_markup",  # format tags, emotion label words or leaked JSON in the text
     "user_wrong_language",  # not in the dialogue's language (short neutral turns are not judged)
     "user_truncated",  # the generator stopped on its token limit (a Chinese turn cut after a word looks whole)
 )
