@@ -5,10 +5,16 @@ follows the prompt (language, persona examples), and tests can queue exact respo
 (malformed ones included, `Cut` ones that stop on the token limit, `NextTokens` ones that are
 a first token's probabilities) or HTTP errors per role. Requests are served concurrently, each
 after `latency_s`; `peak_in_flight` says how many were ever open at once.
+
+`fault_rate` injects provider faults into that share of requests (see `FAULTS`): which request
+gets which fault is a hash of the request and how often it was seen, so a retry draws again and
+a run is reproducible whatever the order of concurrent requests. `answered` and
+`billed_tokens` count what a provider would bill: the 200 answers it sent.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -71,6 +77,13 @@ SCENE_TOPICS = {
     "Japanese": "雨の日に見る映画",
 }
 BAD_REPLY = "作为一个AI，我很高兴为您服务"  # assistant-speak without emotion tags
+# What providers do wrong. HTTP faults: 429 with Retry-After, 500, and a timeout (no answer
+# within the client's timeout). Content faults come as 200 answers, billed like any other:
+# the scripted answer cut in half on the token limit (truncated JSON for structured roles),
+# garbage text, and valid JSON of the wrong schema.
+FAULTS = ("rate_limit", "server_error", "timeout", "truncated_json", "garbage", "wrong_schema")
+GARBAGE = ("\ufffd\ufffd asdfghjkl ;;;; zxcvbnm \ufffd", "Lorem ipsum <|im_end|> ####", "null null null null")
+WRONG_SCHEMA = '{"status": "ok", "data": [1, 2, 3]}'
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,13 @@ class NextTokens:
     tokens: tuple[tuple[str | bytes, float], ...]
 
 
+@dataclass(frozen=True)
+class Fault:
+    """A queued provider fault (one of `FAULTS`) for the next request of a role."""
+
+    kind: str
+
+
 CLAUSE_ENDS = NextTokens((("。", 0.55), ("<", 0.3), ("了", 0.1)))
 CLAUSE_GOES_ON = NextTokens((("花", 0.7), ("圆", 0.2), ("，", 0.001)))
 
@@ -98,8 +118,23 @@ class _Server(ThreadingHTTPServer):
 
 
 class FakeLLM:
-    def __init__(self, latency_s: float = 0.0, violation_every: int = 3):
+    def __init__(
+        self,
+        latency_s: float = 0.0,
+        violation_every: int = 3,
+        *,
+        fault_rate: float = 0.0,
+        faults: tuple[str, ...] = FAULTS,
+        fault_seed: int = 0,
+        timeout_fault_s: float = 2.0,
+    ):
         self.latency_s = latency_s
+        self.fault_rate, self.faults, self.fault_seed = fault_rate, faults, fault_seed
+        self.timeout_fault_s = timeout_fault_s  # a `timeout` fault holds the request this long (> client timeout)
+        self.faults_injected: Counter[str] = Counter()
+        self.answered: Counter[str] = Counter()  # 200 answers per role: what a provider bills
+        self.billed_tokens = Counter[str]()  # prompt / completion tokens of those answers
+        self._seen: Counter[str] = Counter()
         self.role_latency_s: dict[str, float] = {}  # per-role override, e.g. to make one role time out
         self.violation_every = violation_every
         # How the judge picks between two replies (A, B) -> "A" | "B" | "tie"; default: the
@@ -129,9 +164,9 @@ class FakeLLM:
         self._server.shutdown()
         self._server.server_close()
 
-    def queue(self, role: str, *responses: str | int | Cut) -> None:
+    def queue(self, role: str, *responses: str | int | Cut | NextTokens | Fault) -> None:
         """Next responses for `role`: a string is the content, a `Cut` content cut by the token
-        limit, an int an HTTP error status."""
+        limit, an int an HTTP error status, a `Fault` one of `FAULTS`."""
         self.queued[role].extend(responses)
 
     def write_config(self, path: Path, **overrides) -> Path:
@@ -152,6 +187,39 @@ class FakeLLM:
         config.update(overrides)
         path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
         return path
+
+    def fault_for(self, role: str, body: dict) -> str | None:
+        """The fault this request gets, if any: a queued `Fault`, else a hash of the request and of
+        how often it was seen, under `fault_rate`."""
+        with self._lock:
+            if self.queued[role] and isinstance(self.queued[role][0], Fault):
+                fault = self.queued[role].popleft().kind
+                self.faults_injected[fault] += 1
+                return fault
+        if not self.fault_rate:
+            return None
+        key = json.dumps(body, sort_keys=True, ensure_ascii=False)
+        with self._lock:
+            seen = self._seen[key]
+            self._seen[key] += 1
+        digest = hashlib.sha256(f"{self.fault_seed}:{seen}:{key}".encode()).digest()
+        draw = int.from_bytes(digest[:8], "big") / 2**64
+        if draw >= self.fault_rate:
+            return None
+        fault = self.faults[int(draw / self.fault_rate * len(self.faults))]
+        with self._lock:
+            self.faults_injected[fault] += 1
+        return fault
+
+    def _faulty(self, fault: str, role: str, body: dict) -> str | int | Cut | NextTokens:
+        """A content fault's answer (HTTP faults are sent by the handler)."""
+        if fault == "garbage":
+            return GARBAGE[len(json.dumps(body)) % len(GARBAGE)]
+        if fault == "wrong_schema":
+            return WRONG_SCHEMA
+        answer = self.respond(role, body)  # truncated_json: the real answer, cut on the token limit
+        text = answer.content if isinstance(answer, Cut) else answer
+        return Cut(text[: len(text) // 2]) if isinstance(text, str) else text
 
     # -- scripted behaviour -------------------------------------------------------------
 
@@ -227,10 +295,21 @@ class FakeLLM:
                     fake.authorizations[self.headers.get("Authorization", "")] += 1
                     fake.in_flight += 1
                     fake.peak_in_flight = max(fake.peak_in_flight, fake.in_flight)
+                fault = fake.fault_for(role, body)
                 try:
                     if latency := fake.role_latency_s.get(role, fake.latency_s):
                         time.sleep(latency)
-                    result = fake.respond(role, body)
+                    if fault == "timeout":
+                        time.sleep(fake.timeout_fault_s)
+                        return  # no answer: the client gave up waiting
+                    if fault == "rate_limit":
+                        message = {"message": "injected rate limit", "type": "rate_limit_error"}
+                        self._send(429, {"error": message}, {"Retry-After": "1"})
+                        return
+                    if fault == "server_error":
+                        self._send(500, {"error": {"message": "injected server error", "type": "server_error"}})
+                        return
+                    result = fake._faulty(fault, role, body) if fault else fake.respond(role, body)
                 finally:
                     with fake._lock:
                         fake.in_flight -= 1
@@ -249,6 +328,13 @@ class FakeLLM:
                     first = {**alternatives[0], "top_logprobs": alternatives[: body.get("top_logprobs") or 0]}
                     logprobs, result = {"content": [first]}, first["token"]
                 result = result.content if isinstance(result, Cut) else result
+                usage = {
+                    "prompt_tokens": len(json.dumps(body["messages"])) // 4,
+                    "completion_tokens": max(1, len(result) // 4),
+                }
+                with fake._lock:
+                    fake.answered[role] += 1
+                    fake.billed_tokens.update(usage)
                 self._send(
                     200,
                     {
@@ -264,17 +350,15 @@ class FakeLLM:
                                 "logprobs": logprobs,
                             }
                         ],
-                        "usage": {
-                            "prompt_tokens": len(json.dumps(body["messages"])) // 4,
-                            "completion_tokens": max(1, len(result) // 4),
-                            "total_tokens": len(json.dumps(body["messages"])) // 4 + max(1, len(result) // 4),
-                        },
+                        "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
                     },
                 )
 
-            def _send(self, status: int, payload: dict) -> None:
+            def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 try:

@@ -32,6 +32,17 @@ class StructuredOutputError(RuntimeError):
     """The model kept answering with JSON that does not fit the schema."""
 
 
+class LLMCallFailed(RuntimeError):
+    """One request got no answer after its retries and fallbacks (rate limit, server error,
+    timeout). The item it was for ends with a recorded reason and the rest of the batch goes
+    on; nothing was cached, so a re-run asks again."""
+
+
+class ProviderUnavailable(RuntimeError):
+    """A role's provider failed call after call (the client's circuit breaker opened). Stages
+    let this through: the step fails with this message instead of spinning through retries."""
+
+
 @dataclass(frozen=True)
 class Completion:
     """A model's answer. `finish_reason` is the provider's ("stop", "length", ...), or None when

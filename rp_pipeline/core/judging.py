@@ -22,7 +22,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rp_pipeline.core.chat import ChatModel, StructuredOutputError
+from rp_pipeline.core.chat import ChatModel, LLMCallFailed, StructuredOutputError
 from rp_pipeline.core.ids import stable_seed
 from rp_pipeline.core.languages import LANGUAGES
 from rp_pipeline.core.models import PersonaCard, Slug
@@ -150,14 +150,14 @@ def load_calibration(directory: Path, personas: dict[str, PersonaCard]) -> list[
 async def rate(
     judge: ChatModel, prompts: Prompts, card: PersonaCard, transcript: list[dict], key: str
 ) -> RubricVerdict | None:
-    """Rubric scores for one transcript, or None when the verdict never parses (counted,
+    """Rubric scores for one transcript, or None when no verdict parses or none came (counted,
     never scored)."""
     prompt = prompts.render("judge", card=card, transcript=transcript)
     try:
         return await judge.structured(
             "judge", [{"role": "user", "content": prompt}], RubricVerdict, seed=stable_seed("judge", key)
         )
-    except StructuredOutputError:
+    except (StructuredOutputError, LLMCallFailed):
         return None
 
 
@@ -176,7 +176,7 @@ async def _pick(
         verdict = await judge.structured(
             "judge", [{"role": "user", "content": prompt}], PairVerdict, seed=stable_seed("pairwise", key)
         )
-    except StructuredOutputError:
+    except (StructuredOutputError, LLMCallFailed):
         return "invalid"
     return {"A": "first", "B": "second", "tie": "tie"}[verdict.better]  # type: ignore[return-value]
 

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from rp_pipeline.core.card_checks import MAX_NAME_CHARS, check_card, describe
-from rp_pipeline.core.chat import ChatModel, StructuredOutputError
+from rp_pipeline.core.chat import ChatModel, LLMCallFailed, StructuredOutputError
 from rp_pipeline.core.ids import content_id, stable_seed
 from rp_pipeline.core.languages import LANGUAGES, LATIN, scripts_of
 from rp_pipeline.core.models import EMOTIONS, Drop, PersonaCard, SeedSample, TopicSet
@@ -144,6 +144,8 @@ async def synthesize_personas(
             except StructuredOutputError as exc:
                 problems = [f"invalid output: {str(exc)[:160]}"]
                 continue
+            except LLMCallFailed as exc:
+                return Drop(row_id=row_id, reason="llm_error", detail=str(exc)[:300])
             card = card_from_draft(draft, sample, topics)
             found = check_card(card, rules)
             if not found:

@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from rp_pipeline.core.chat import ChatModel, StructuredOutputError
+from rp_pipeline.core.chat import ChatModel, LLMCallFailed, StructuredOutputError
 from rp_pipeline.core.ids import content_id, stable_seed
 from rp_pipeline.core.languages import LANGUAGES
 from rp_pipeline.core.models import Attempt, Dialogue, PersonaCard, SeedSample, TopicSet, Turn, UserCard, Violation
@@ -155,21 +155,26 @@ class DialogueSimulator:
         first = ideas[0] if ideas else None
         turns = [Turn(role="character", content=persona.opening_line)]
         replies = 0
-        while len(turns) + 2 <= self.config.max_turns:
-            turns.append(await self._user_turn(dialogue_id, persona, user, sample, turns))
-            topic = None
-            if replies % self.config.topic_every == 0:
-                topic = (
-                    first
-                    if replies == 0 and first
-                    else await self._scene_topic(dialogue_id, persona, sample, ideas, turns)
-                )
-            turns.append(await self._character_turn(dialogue_id, character_system, persona, turns, topic))
-            replies += 1
-            if len(turns) + 2 > self.config.max_turns:
-                break  # no room for another exchange: asking the moderator would decide nothing
-            if await self._should_stop(dialogue_id, turns):
-                return turns, "moderator"
+        try:
+            while len(turns) + 2 <= self.config.max_turns:
+                turns.append(await self._user_turn(dialogue_id, persona, user, sample, turns))
+                topic = None
+                if replies % self.config.topic_every == 0:
+                    topic = (
+                        first
+                        if replies == 0 and first
+                        else await self._scene_topic(dialogue_id, persona, sample, ideas, turns)
+                    )
+                turns.append(await self._character_turn(dialogue_id, character_system, persona, turns, topic))
+                replies += 1
+                if len(turns) + 2 > self.config.max_turns:
+                    break  # no room for another exchange: asking the moderator would decide nothing
+                if await self._should_stop(dialogue_id, turns):
+                    return turns, "moderator"
+        except LLMCallFailed:
+            # The exchanges so far are whole and stay (cleaning decides whether they are enough);
+            # a user turn left without its reply goes. The other dialogues of the batch go on.
+            return turns[: len(turns) - (len(turns) % 2 == 0)], "llm_error"
         return turns, "max_turns"
 
     async def _write_whole(
@@ -198,6 +203,8 @@ class DialogueSimulator:
             )
         except StructuredOutputError:
             return turns, "invalid_output"  # recorded, and cleaning drops a dialogue this short
+        except LLMCallFailed:
+            return turns, "llm_error"
         kept = written.turns[:to_write]
         kept = kept[: len(kept) // 2 * 2]  # never end on a user turn
         for turn in kept:
@@ -305,7 +312,7 @@ class DialogueSimulator:
         self, dialogue_id: str, persona: PersonaCard, sample: SeedSample, ideas: list[str], turns: list[Turn]
     ) -> str | None:
         """A topic for the character to bring up or dig into, fitting its card, in its language;
-        an answer in another language falls back to a keyword idea (or to no topic)."""
+        an answer in another language, or none, falls back to a keyword idea (or to no topic)."""
         prompt = self.prompts.render(
             "scene_agent",
             card=persona,
@@ -314,10 +321,13 @@ class DialogueSimulator:
             transcript=turns[-6:],
             language_name=LANGUAGES[persona.language],
         )
-        completion = await self.llm.complete(
-            "scene_agent", [{"role": "user", "content": prompt}], seed=stable_seed(dialogue_id, len(turns), "topic")
-        )
-        topic = _one_line(completion.text, limit=80)
+        try:
+            completion = await self.llm.complete(
+                "scene_agent", [{"role": "user", "content": prompt}], seed=stable_seed(dialogue_id, len(turns), "topic")
+            )
+        except LLMCallFailed:
+            completion = None  # a topic is a hint, not a turn: the dialogue goes on with a keyword idea
+        topic = _one_line(completion.text, limit=80) if completion else ""
         if topic and in_language([topic], persona.language):
             return topic
         used = {t.topic for t in turns}

@@ -13,7 +13,7 @@ from typing import Annotated
 import regex
 from pydantic import BaseModel, Field, StringConstraints
 
-from rp_pipeline.core.chat import ChatModel
+from rp_pipeline.core.chat import ChatModel, LLMCallFailed, StructuredOutputError
 from rp_pipeline.core.ids import content_id, stable_seed
 from rp_pipeline.core.langid import detect_language, script_share
 from rp_pipeline.core.languages import LANGUAGES, LATIN, scripts_of
@@ -66,20 +66,34 @@ def in_language(phrases: list[str], language: str) -> list[str]:
 async def write_topics(
     llm: ChatModel, prompts: Prompts, samples: list[SeedSample], attempts: int = 3
 ) -> tuple[list[TopicSet], list[Drop]]:
-    """Topic sets for the samples that got in-language keywords, and a drop for each that did not."""
+    """Topic sets for the samples that got in-language keywords, and a drop for each that did not:
+    `wrong_language` when the writer answered in another language, `invalid_output` when it never
+    gave valid JSON, `llm_error` when the provider gave no answer (one sample never sinks the rest)."""
 
     async def one(sample: SeedSample) -> TopicSet | Drop:
         prompt = prompts.render("topic_writer", sample=sample, language_name=LANGUAGES[sample.language])
         kept: list[str] = []
         rejected: list[str] = []
+        failed: Drop | None = None
         for attempt in range(attempts):
             seed = stable_seed("topics", sample.id) if attempt == 0 else stable_seed("topics", sample.id, attempt)
-            result = await llm.structured("topic_writer", [{"role": "user", "content": prompt}], TopicList, seed=seed)
+            try:
+                result = await llm.structured(
+                    "topic_writer", [{"role": "user", "content": prompt}], TopicList, seed=seed
+                )
+            except StructuredOutputError as exc:
+                failed = Drop(row_id=sample.id, reason="invalid_output", detail=str(exc)[:300])
+                continue
+            except LLMCallFailed as exc:
+                failed = Drop(row_id=sample.id, reason="llm_error", detail=str(exc)[:300])
+                break  # the provider is failing: keep what earlier attempts gave
             keywords = dedupe_keywords(result.keywords)
             kept = dedupe_keywords(kept + in_language(keywords, sample.language))
             rejected += [k for k in keywords if not fits_language(k, sample.language)]
             if len(kept) >= MIN_KEYWORDS:
                 break
+        if not kept and failed and not rejected:
+            return failed
         if not kept:
             return Drop(
                 row_id=sample.id,

@@ -21,7 +21,7 @@ GROUP = "dialogues"
     partitions_def=personas_partitions,
     kinds={"python"},
     owners=["team:data"],
-    code_version="3",
+    code_version="4",
     description="Dialogues cleaned into training turns by the same code as `rp clean`: PII and debris "
     "repaired, then cut before the first turn with a wrong or mixed language, assistant-speak, "
     "stage directions, goodbyes, meta commentary, bad format, echoes, a reply cut short (in Chinese and "
@@ -43,7 +43,8 @@ def cleaned_dialogues(
     if ENDINGS_ROLE in llm.config().roles and ending_queries(rows):
         client = llm.role_client(ENDINGS_ROLE)
         endings_by = client.routed_model(ENDINGS_ROLE)
-        reading = client.run(find_unfinished(client, rows, profile.cleaning.ending_min_probability))
+        with lineage.billing(context, client):
+            reading = client.run(find_unfinished(client, rows, profile.cleaning.ending_min_probability))
         calls = client.calls
     result = clean_rows(rows, pipeline.rules(), profile.cleaning, reading.unfinished)
     repaired = Counter(r.id for r in result.reports if r.action == "repair")

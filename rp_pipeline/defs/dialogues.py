@@ -25,7 +25,7 @@ class DialoguesConfig(Config):
     partitions_def=personas_partitions,
     kinds={"litellm"},
     owners=["team:data"],
-    code_version="2",
+    code_version="3",
     description="Dialogues simulated by four agents (character, user agent, scene agent, moderator), "
     "all of a persona's dialogues at once under the LLM concurrency limit; character replies "
     "that break the reply rules are regenerated, and the rejected attempts are kept for DPO. "
@@ -53,14 +53,18 @@ def dialogues(
     client = llm.client()
     simulator = DialogueSimulator(client, pipeline.prompts(), pipeline.rules(), simulation)
     context.log.info(f"simulating {len(jobs)} dialogue(s) for {card.name} ({card.language}), {simulation.mode.value}")
-    result = client.run(simulate_many(simulator, jobs))
-    context.log.info(f"{sum(len(d.turns) for d in result)} turns from {len(client.calls)} LLM calls")
-    card_row = persona_row_id(card)
-    lineage.record(
-        context,
-        rows=[(d.id, [card_row, d.sample_id, d.topic_id], {"persona_id": card.id}) for d in result],
-        calls=client.calls,
-    )
+    with lineage.billing(context, client):
+        result = client.run(simulate_many(simulator, jobs))
+        context.log.info(f"{sum(len(d.turns) for d in result)} turns from {len(client.calls)} LLM calls")
+        card_row = persona_row_id(card)
+        lineage.record(
+            context,
+            rows=[
+                (d.id, [card_row, d.sample_id, d.topic_id], {"persona_id": card.id, "stop_reason": d.stop_reason})
+                for d in result
+            ],
+            calls=client.calls,
+        )
     violations = Counter(v.code for d in result for t in d.turns for a in t.rejected for v in a.violations)
     violations.update(v.code for d in result for t in d.turns for v in t.violations)
     context.add_output_metadata(
@@ -69,6 +73,8 @@ def dialogues(
             "dialogues": len(result),
             "turns": sum(len(d.turns) for d in result),
             "regenerated_replies": sum(len(t.rejected) for d in result for t in d.turns),
+            # why each dialogue ended: max_turns, moderator, single_call, invalid_output, llm_error
+            "stop_reasons": counts_table(Counter(d.stop_reason for d in result), "reason", "dialogues"),
             "rule_violations": counts_table(violations, "code", "count"),
             "sample_dialogue": MetadataValue.md(
                 transcript_markdown(

@@ -117,53 +117,58 @@ def eval_scores(
     out_dir = pipeline.data / "eval" / quantized_model.version
     out_dir.mkdir(parents=True, exist_ok=True)
     client = llm.client()
-    calibration = client.run(
-        calibrate(client, prompts, items, cards, profile.evaluation.calibration_threshold, client.routed_model("judge"))
-    )
-    context.log.info(
-        f"judge {calibration.judge}: agreement {calibration.agreement:.2f} on {calibration.scored_items} items, "
-        f"position bias {calibration.position_bias:+.2f} -> {calibration.verdict}"
-    )
-    replies, calls = _play_models(context, trainer, llm, quantized_model, scenarios, cards, prompts, out_dir, profile)
-    results: list[ModelEval] = []
-    for name, (version, played) in replies.items():
-        verdicts = client.run(rate_transcripts(client, prompts, cards, scenarios, played, version))
-        metrics, values = automatic_metrics(scenario_plays(scenarios, cards, played), rules)
-        pairwise = None
-        if name == "tuned" and profile.evaluation.pairwise:
-            base_version, base_replies = replies["base"]
-            key = f"{version}-vs-{base_version}"
-            outcomes = client.run(compare_versions(client, prompts, cards, scenarios, played, base_replies, key))
-            pairwise = summarize_pairwise(base_version, outcomes)
-        results.append(
-            ModelEval(
-                name=name,
-                model_version=version,
-                scores=mean_scores(verdicts),
-                metrics=metrics,
-                reply_values=values,
-                scenarios=[
-                    ScenarioResult(scenario=s.id, replies=played[s.id], verdict=verdict)
-                    for s, verdict in zip(scenarios, verdicts, strict=True)
-                ],
-                pairwise=pairwise,
+    with lineage.billing(context, client):
+        calibration = client.run(
+            calibrate(
+                client, prompts, items, cards, profile.evaluation.calibration_threshold, client.routed_model("judge")
             )
         )
-    report = EvalReport(
-        evaluated_at=datetime.now(UTC).isoformat(), model=quantized_model, calibration=calibration, results=results
-    )
-    lineage.record(
-        context,
-        rows=[
-            (
-                content_id("eval", r.model_dump(mode="json")),
-                [quantized_model.version],
-                {"model_version": r.model_version, "name": r.name},
+        context.log.info(
+            f"judge {calibration.judge}: agreement {calibration.agreement:.2f} on {calibration.scored_items} items, "
+            f"position bias {calibration.position_bias:+.2f} -> {calibration.verdict}"
+        )
+        replies, calls = _play_models(
+            context, trainer, llm, quantized_model, scenarios, cards, prompts, out_dir, profile
+        )
+        results: list[ModelEval] = []
+        for name, (version, played) in replies.items():
+            verdicts = client.run(rate_transcripts(client, prompts, cards, scenarios, played, version))
+            metrics, values = automatic_metrics(scenario_plays(scenarios, cards, played), rules)
+            pairwise = None
+            if name == "tuned" and profile.evaluation.pairwise:
+                base_version, base_replies = replies["base"]
+                key = f"{version}-vs-{base_version}"
+                outcomes = client.run(compare_versions(client, prompts, cards, scenarios, played, base_replies, key))
+                pairwise = summarize_pairwise(base_version, outcomes)
+            results.append(
+                ModelEval(
+                    name=name,
+                    model_version=version,
+                    scores=mean_scores(verdicts),
+                    metrics=metrics,
+                    reply_values=values,
+                    scenarios=[
+                        ScenarioResult(scenario=s.id, replies=played[s.id], verdict=verdict)
+                        for s, verdict in zip(scenarios, verdicts, strict=True)
+                    ],
+                    pairwise=pairwise,
+                )
             )
-            for r in results
-        ],
-        calls=client.calls + calls,
-    )
+        report = EvalReport(
+            evaluated_at=datetime.now(UTC).isoformat(), model=quantized_model, calibration=calibration, results=results
+        )
+        lineage.record(
+            context,
+            rows=[
+                (
+                    content_id("eval", r.model_dump(mode="json")),
+                    [quantized_model.version],
+                    {"model_version": r.model_version, "name": r.name},
+                )
+                for r in results
+            ],
+            calls=client.calls + calls,
+        )
     return Output(report, metadata=_eval_metadata(report, scenarios, cards, client.calls + calls))
 
 

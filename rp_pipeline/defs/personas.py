@@ -59,15 +59,16 @@ def synthesized_personas(
     topics = {t.sample_id: t for t in topic_keywords}
     pairs = [(s, topics[s.id]) for s in seed_samples if s.id in topics][: profile.n_synthesized_personas]
     client = llm.client()
-    cards, drops = client.run(
-        synthesize_personas(client, pipeline.prompts(), pipeline.rules(), pairs, profile.simulation.max_attempts)
-    )
-    lineage.record(
-        context,
-        rows=[(c.id, c.parent_ids, {"name": c.name, "persona_id": c.id}) for c in cards],
-        drops=drops,
-        calls=client.calls,
-    )
+    with lineage.billing(context, client):
+        cards, drops = client.run(
+            synthesize_personas(client, pipeline.prompts(), pipeline.rules(), pairs, profile.simulation.max_attempts)
+        )
+        lineage.record(
+            context,
+            rows=[(c.id, c.parent_ids, {"name": c.name, "persona_id": c.id}) for c in cards],
+            drops=drops,
+            calls=client.calls,
+        )
     context.add_output_metadata(
         {
             "personas": len(cards),

@@ -57,52 +57,53 @@ def preference_pairs(
     raw = {d.id: d for d in in_partition_order(dialogues)}
     pairs: list[PreferencePair] = [p for c in cleaned for p in regenerated_pairs(c, raw[c.dialogue_id])]
     judge_llm = llm.client()
-    per_turn = profile.self_samples_per_turn
-    requests = [r for c in cleaned for r in self_sample_requests(c, per_turn)]
-    context.log.info(
-        f"{len(pairs)} pairs from regenerated replies; sampling {len(requests)} replies from the SFT model "
-        f"{sft_checkpoint.version} ({len(cleaned)} dialogues)"
-    )
-    work_dir = pipeline.data / "preferences" / "samples" / sft_checkpoint.version
-    samples, policy_calls = sample_checkpoint(
-        context, trainer, llm, profile, sft_checkpoint, training_corpus, requests, work_dir
-    )
-    if per_turn:
-        rules, prompts = pipeline.rules(), pipeline.prompts()
+    with lineage.billing(context, judge_llm):
+        per_turn = profile.self_samples_per_turn
+        requests = [r for c in cleaned for r in self_sample_requests(c, per_turn)]
+        context.log.info(
+            f"{len(pairs)} pairs from regenerated replies; sampling {len(requests)} replies from the SFT model "
+            f"{sft_checkpoint.version} ({len(cleaned)} dialogues)"
+        )
+        work_dir = pipeline.data / "preferences" / "samples" / sft_checkpoint.version
+        samples, policy_calls = sample_checkpoint(
+            context, trainer, llm, profile, sft_checkpoint, training_corpus, requests, work_dir
+        )
+        if per_turn:
+            rules, prompts = pipeline.rules(), pipeline.prompts()
 
-        async def rank(candidates: list[tuple[CleanedDialogue, dict[int, list[str]]]]) -> list[PreferencePair]:
-            found: list[PreferencePair] = []
-            for c, clean in candidates:
-                found += await judge_ranked_pairs(
-                    judge_llm,
-                    prompts,
-                    persona_cards[c.persona_id],
-                    c,
-                    clean,
-                    profile.ranking_min_margin,
-                    profile.ranked_turns_per_dialogue,
-                )
-            return found
+            async def rank(candidates: list[tuple[CleanedDialogue, dict[int, list[str]]]]) -> list[PreferencePair]:
+                found: list[PreferencePair] = []
+                for c, clean in candidates:
+                    found += await judge_ranked_pairs(
+                        judge_llm,
+                        prompts,
+                        persona_cards[c.persona_id],
+                        c,
+                        clean,
+                        profile.ranking_min_margin,
+                        profile.ranked_turns_per_dialogue,
+                    )
+                return found
 
-        candidates = []
-        for c in cleaned:
-            broken, clean = pairs_from_samples(c, rules, samples, per_turn)
-            pairs += broken
-            if profile.ranked_turns_per_dialogue and c.persona_id in persona_cards:
-                candidates.append((c, clean))
-        pairs += judge_llm.run(rank(candidates))
-    pairs = sorted({p.id: p for p in pairs}.values(), key=lambda p: p.id)
-    if not pairs:
-        raise ValueError("no preference pairs: no rejected attempts and no rule-breaking self-samples")
-    version = content_id("pairs", [p.id for p in pairs])
-    paths = export_pairs(pairs, pipeline.data / "preferences" / version)
-    out = paths["trl"]
-    lineage.record(
-        context,
-        rows=[(p.id, p.parent_ids, {"origin": p.origin, "persona_id": p.persona_id}) for p in pairs]
-        + [(version, [p.id for p in pairs], {"path": str(out)})],
-        calls=policy_calls + judge_llm.calls,
-    )
+            candidates = []
+            for c in cleaned:
+                broken, clean = pairs_from_samples(c, rules, samples, per_turn)
+                pairs += broken
+                if profile.ranked_turns_per_dialogue and c.persona_id in persona_cards:
+                    candidates.append((c, clean))
+            pairs += judge_llm.run(rank(candidates))
+        pairs = sorted({p.id: p for p in pairs}.values(), key=lambda p: p.id)
+        if not pairs:
+            raise ValueError("no preference pairs: no rejected attempts and no rule-breaking self-samples")
+        version = content_id("pairs", [p.id for p in pairs])
+        paths = export_pairs(pairs, pipeline.data / "preferences" / version)
+        out = paths["trl"]
+        lineage.record(
+            context,
+            rows=[(p.id, p.parent_ids, {"origin": p.origin, "persona_id": p.persona_id}) for p in pairs]
+            + [(version, [p.id for p in pairs], {"path": str(out)})],
+            calls=policy_calls + judge_llm.calls,
+        )
     metadata = {
         "pairs": len(pairs),
         "origins": counts_table(Counter(p.origin for p in pairs), "origin", "pairs"),

@@ -110,6 +110,17 @@ class LineageResource(ConfigurableResource):
     def store(self) -> LineageStore:
         return LineageStore(Path(self.root))
 
+    @contextlib.contextmanager
+    def billing(self, context: AssetExecutionContext, *clients: LLMClient) -> Iterator[None]:
+        """A step that fails after paying for calls still bills them: as the error leaves the
+        block, the clients' calls go to the ledger (a step that succeeds records them itself,
+        with its rows, inside the block)."""
+        try:
+            yield
+        except BaseException:
+            self.record(context, calls=[c for client in clients for c in client.calls])
+            raise
+
     def record(
         self,
         context: AssetExecutionContext,

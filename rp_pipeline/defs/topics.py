@@ -14,7 +14,7 @@ GROUP = "generation"
     group_name=GROUP,
     kinds={"litellm"},
     owners=["team:data"],
-    code_version="2",
+    code_version="3",
     description="Topic keywords for each seed sample, written by the topic_writer role, deduplicated and "
     "language-checked (a keyword not in the sample's language is dropped; a sample left without any is "
     "dropped in lineage with reason wrong_language).",
@@ -27,12 +27,15 @@ def topic_keywords(
     lineage: LineageResource,
 ) -> list[TopicSet]:
     client = llm.client()
-    topics, drops = client.run(write_topics(client, pipeline.prompts(), seed_samples))
-    lineage.record(context, rows=[(t.id, [t.sample_id], {}) for t in topics], drops=drops, calls=client.calls)
+    with lineage.billing(context, client):
+        topics, drops = client.run(write_topics(client, pipeline.prompts(), seed_samples))
+        lineage.record(context, rows=[(t.id, [t.sample_id], {}) for t in topics], drops=drops, calls=client.calls)
     context.add_output_metadata(
         {
             "topic_sets": len(topics),
-            "samples_without_topics": md_table({"sample": d.row_id, "detail": d.detail} for d in drops),
+            "samples_without_topics": md_table(
+                {"sample": d.row_id, "reason": d.reason, "detail": d.detail} for d in drops
+            ),
             "sample": md_table({"sample": t.sample_id, "keywords": ", ".join(t.keywords)} for t in topics[:10]),
             **llm_metadata(client.calls),
         }

@@ -24,7 +24,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from rp_pipeline.core.chat import Completion, Messages, Role, StructuredOutputError
+from rp_pipeline.core.chat import (
+    Completion,
+    LLMCallFailed,
+    Messages,
+    ProviderUnavailable,
+    Role,
+    StructuredOutputError,
+)
 from rp_pipeline.core.ids import content_hash
 from rp_pipeline.llm.cache import ResponseCache
 from rp_pipeline.llm.config import LLMConfig, ModelConfig, RoleConfig
@@ -70,6 +77,9 @@ class LLMClient:
         # The served name is in the litellm model string and with it in every cache key.
         self.served_as = dict(served_as or {})
         self.calls: list[CallRecord] = []
+        # Consecutive calls that failed after their retries, per primary model (the circuit breaker).
+        self._failures_in_a_row: dict[str, int] = {}
+        self._last_failure: dict[str, str] = {}
         self._semaphore: asyncio.Semaphore | None = None
         self._router: Any = None
 
@@ -122,6 +132,7 @@ class LLMClient:
             next_tokens = tuple((token, probability) for token, probability in hit.get("next_tokens", ()))
             return Completion(hit["text"], hit.get("finish_reason"), next_tokens)
         async with self._limit():
+            self._check_circuit(role, model)  # again inside: a call may have waited while the provider failed
             completion, answered_by = await self._call_router(role, messages, request, key)
         if self.cache is not None:
             entry = {"text": completion.text, "finish_reason": completion.finish_reason, "model": answered_by}
@@ -158,6 +169,16 @@ class LLMClient:
         )
 
     # -- internals ---------------------------------------------------------------------
+
+    def _check_circuit(self, role: Role, model: str) -> None:
+        failures = self._failures_in_a_row.get(model, 0)
+        if failures >= self.config.breaker_failures:
+            raise ProviderUnavailable(
+                f"role {role!r}: {model} failed {failures} calls in a row after {self.config.num_retries} "
+                f"retries each (last: {self._last_failure[model]}); the client stopped calling it. The provider "
+                "is down or rate-limiting: check its status and quota, or lower max_concurrency, then re-run "
+                "(answers already received are cached)."
+            )
 
     def _limit(self) -> asyncio.Semaphore:
         if self._semaphore is None:
@@ -211,22 +232,14 @@ class LLMClient:
         try:
             response = await self._get_router().acompletion(model=role, messages=messages, **request)
         except Exception as exc:
-            secrets = [d["litellm_params"]["api_key"] for d in deployments]
+            error = _redact(f"{type(exc).__name__}: {exc}", [d["litellm_params"]["api_key"] for d in deployments])
             self.calls.append(
-                CallRecord(
-                    role,
-                    primary,
-                    key,
-                    False,
-                    0,
-                    0,
-                    0.0,
-                    time.perf_counter() - started,
-                    ok=False,
-                    error=_redact(f"{type(exc).__name__}: {exc}", secrets),
-                )
+                CallRecord(role, primary, key, False, 0, 0, 0.0, time.perf_counter() - started, ok=False, error=error)
             )
-            raise
+            self._failures_in_a_row[primary] = self._failures_in_a_row.get(primary, 0) + 1
+            self._last_failure[primary] = error[:200]
+            raise LLMCallFailed(f"role {role!r}: no answer from {primary} after its retries: {error}") from None
+        self._failures_in_a_row[primary] = 0
         model = models.get((getattr(response, "_hidden_params", None) or {}).get("model_id"), primary)
         usage = getattr(response, "usage", None)
         prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0

@@ -64,6 +64,12 @@ class LLMConfig(BaseModel):
     num_retries: int = Field(default=3, ge=0, description="per model, with exponential backoff, on 429/5xx/timeouts")
     timeout_s: float = Field(default=120, gt=0, description="per call")
     max_repairs: int = Field(default=2, ge=0, description="re-asks when structured output fails validation")
+    breaker_failures: int = Field(
+        default=5,
+        ge=1,
+        description="calls in a row to one provider that may fail after their retries and fallbacks before "
+        "the client stops calling it (the circuit opens and the step fails saying why)",
+    )
 
     def model_post_init(self, __context: object) -> None:
         missing = [r for r in ROLES if r not in self.roles and r not in DEFAULT_ROLES and r not in OPTIONAL_ROLES]

@@ -193,3 +193,10 @@ def test_the_writer_must_tag_examples_and_opening_line(fake_llm, tmp_path):
     assert "<emotion>" in schema["opening_line"]["pattern"]  # a constrained decoder writes the tags
     assert "<emotion>" in schema["speaking_examples"]["items"]["pattern"]
     assert "That JSON is invalid" in repair["messages"][-1]["content"]
+
+
+def test_a_card_the_provider_never_answers_is_dropped_with_llm_error(fake_llm, tmp_path):
+    fake_llm.queue("persona_writer", 500, 500, 500)  # the request and its two retries
+    cards, [drop] = _synthesize(fake_llm, tmp_path, attempts=2)
+    assert cards == [] and drop.reason == "llm_error" and "scripted 500" in drop.detail
+    assert fake_llm.calls["persona_writer"] == 3  # no second attempt against a provider that just failed

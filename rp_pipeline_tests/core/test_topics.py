@@ -76,3 +76,20 @@ def test_a_sample_without_any_keyword_in_its_language_is_dropped(fake_llm, tmp_p
     topics, [drop] = _write(fake_llm, tmp_path, [sample])
     assert topics == [] and (drop.row_id, drop.reason) == (sample.id, "wrong_language")
     assert "coffee beans" in drop.detail and "Chinese" in drop.detail
+
+
+def test_a_sample_the_provider_never_answers_is_dropped_and_the_others_go_on(fake_llm, tmp_path):
+    fake_llm.queue("topic_writer", 500)  # no retries below: the first request of the batch gets no answer
+    client = LLMClient(load_llm_config(fake_llm.write_config(tmp_path / "m.yaml", num_retries=0)))
+    samples = [s for s in sample_seeds(load_seed_variables(ASSETS / "seeds"), 20, seed=0) if s.language == "zh"][:2]
+    topics, [drop] = client.run(write_topics(client, Prompts(ASSETS / "prompts"), samples, attempts=2))
+    assert drop.reason == "llm_error" and "scripted 500" in drop.detail
+    assert {t.sample_id for t in topics} | {drop.row_id} == {s.id for s in samples}
+
+
+def test_a_sample_whose_writer_never_gives_valid_json_is_dropped_as_invalid_output(fake_llm, tmp_path):
+    fake_llm.queue("topic_writer", *["not json at all"] * 6)  # 2 attempts x (1 + 2 repairs)
+    sample = _zh_sample()
+    topics, [drop] = _write(fake_llm, tmp_path, [sample])
+    assert topics == [] and (drop.row_id, drop.reason) == (sample.id, "invalid_output")
+    assert "TopicList" in drop.detail

@@ -5,7 +5,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from rp_pipeline.core.chat import StructuredOutputError
+from rp_pipeline.core.chat import LLMCallFailed, StructuredOutputError
 from rp_pipeline.core.cleaning.endings import end_probability
 from rp_pipeline.llm.cache import ResponseCache
 from rp_pipeline.llm.client import LLMClient
@@ -183,8 +183,9 @@ def test_keys_come_from_the_environment_and_never_reach_the_ledger(fake_llm, tmp
     path.write_text(yaml.safe_dump(raw))
     fake_llm.queue("judge", 500, 500, 500)
     c = LLMClient(load_llm_config(path), ResponseCache(tmp_path / "c.sqlite"))
-    with pytest.raises(Exception, match="scripted 500"):
+    with pytest.raises(LLMCallFailed, match="scripted 500") as failed:
         c.run(c.complete("judge", [{"role": "user", "content": "x"}], seed=0))
+    assert secret not in str(failed.value) and failed.value.__cause__ is None  # the raw error is not chained
     assert secret not in repr(c.calls)
     assert secret not in (tmp_path / "m.yaml").read_text()
 

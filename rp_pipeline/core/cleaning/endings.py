@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import regex
 
-from rp_pipeline.core.chat import ChatModel, Messages, Role
+from rp_pipeline.core.chat import ChatModel, Completion, LLMCallFailed, Messages, Role
 from rp_pipeline.core.cleaning.models import ChatRow
 from rp_pipeline.core.signals import SPACELESS
 
@@ -100,9 +100,14 @@ async def find_unfinished(
     without probabilities (llama.cpp withholds them when its token is part of a character) is
     not judged; a model that never gives them cannot do this work, and that is an error."""
     queries = ending_queries(rows)
-    completions = await asyncio.gather(
-        *(model.complete(ROLE, q.messages, seed=seed, top_logprobs=TOP_TOKENS) for q in queries)
-    )
+
+    async def read(query: EndingQuery) -> Completion:
+        try:
+            return await model.complete(ROLE, query.messages, seed=seed, top_logprobs=TOP_TOKENS)
+        except LLMCallFailed:
+            return Completion("")  # no answer: unread, left to the rules like an answer without probabilities
+
+    completions = await asyncio.gather(*(read(q) for q in queries))
     unread = sum(not c.next_tokens for c in completions)
     if queries and unread == len(queries):
         raise ValueError(f"role {ROLE!r} answered without token probabilities: it cannot read endings")
