@@ -16,6 +16,13 @@ from pydantic import Field, model_validator
 from rp_pipeline.core.judging import Calibration, PairwiseSummary, RubricVerdict
 from rp_pipeline.core.models import CorpusRow, Record
 
+ROWS_FILE = "rows.jsonl"  # every corpus version's own rows, beside its exports
+
+
+def corpus_row_ids(corpus_dir: Path) -> list[str]:
+    """The row ids of the corpus version exported to `corpus_dir` (without validating each row)."""
+    return [json.loads(line)["id"] for line in (corpus_dir / ROWS_FILE).read_text(encoding="utf-8").splitlines()]
+
 
 class CorpusArtifact(Record):
     """One corpus version and its exports (see core/corpus.py export_corpus)."""
@@ -31,7 +38,7 @@ class CorpusArtifact(Record):
 
     @property
     def rows_file(self) -> Path:
-        return Path(self.dir) / "rows.jsonl"
+        return Path(self.dir) / ROWS_FILE
 
     def load_rows(self) -> list[CorpusRow]:
         lines = self.rows_file.read_text(encoding="utf-8").splitlines()

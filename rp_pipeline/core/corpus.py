@@ -14,7 +14,7 @@ import json
 import math
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
@@ -340,3 +340,10 @@ def dataset_card(rows: list[CorpusRow], version: str) -> str:
         f"mixed with general instructions.\n\n- rows: {len(rows)} (role-play {sources['roleplay']}, "
         f"general {sources['general']})\n\n| language | rows |\n|---|---|\n{langs}\n"
     )
+
+
+def corpus_change(old_ids: Iterable[str], new_ids: Iterable[str]) -> float:
+    """Share of rows added or removed between two corpus versions (row ids hash the content, so
+    an edited row counts as one removed and one added): 0 for the same rows, 1 for disjoint ones."""
+    old, new = set(old_ids), set(new_ids)
+    return len(old ^ new) / len(old | new) if old | new else 0.0

@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rp_pipeline.core.chat import ChatModel, LLMCallFailed, StructuredOutputError
-from rp_pipeline.core.ids import stable_seed
+from rp_pipeline.core.ids import content_hash, stable_seed
 from rp_pipeline.core.languages import LANGUAGES
 from rp_pipeline.core.models import PersonaCard, Slug
 from rp_pipeline.core.prompts import Prompts
@@ -145,6 +145,23 @@ def load_calibration(directory: Path, personas: dict[str, PersonaCard]) -> list[
     if duplicated:
         raise ValueError(f"{directory}: duplicate calibration ids {duplicated}")
     return items
+
+
+JUDGE_TEMPLATES = ("judge.j2", "judge_pairwise.j2")
+
+
+def judge_fingerprint(judge: dict, prompts_dir: Path, calibration_dir: Path, settings: dict) -> str:
+    """What the judge's scores depend on besides the models it judges: its model and sampling
+    (`judge`, the model map's role without keys), its two prompt templates, the calibration set
+    and the evaluation settings. When it changes, earlier eval scores no longer compare."""
+    files = [prompts_dir / name for name in JUDGE_TEMPLATES] + sorted(calibration_dir.glob("*.yaml"))
+    return content_hash(
+        {
+            "judge": judge,
+            "files": {f.name: f.read_text(encoding="utf-8") for f in files if f.exists()},
+            "settings": settings,
+        }
+    )
 
 
 async def rate(

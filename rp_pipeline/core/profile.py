@@ -45,6 +45,13 @@ class TrainingProfile(BaseModel):
         description="SFT and DPO save a resumable checkpoint every N steps (0: never); materializing again "
         "after a killed run resumes from the last complete one",
     )
+    retrain_min_change: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="share of corpus rows added or removed since the corpus of the latest SFT checkpoint that "
+        "makes the retrain sensor train at once (smaller changes wait for the weekly schedule)",
+    )
     lora_r: int = Field(default=8, ge=1)
     lora_alpha: int = Field(default=16, ge=1)
     sft_learning_rate: float = 2e-4

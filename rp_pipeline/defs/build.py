@@ -16,7 +16,7 @@ from rp_pipeline.defs import (
     topics,
     training,
 )
-from rp_pipeline.defs.automation import JOBS, SENSORS
+from rp_pipeline.defs.automation import JOBS, SCHEDULES, SENSORS
 from rp_pipeline.defs.io import JsonIOManagerFactory
 from rp_pipeline.defs.launchers import load_launcher
 from rp_pipeline.defs.resources import LineageResource, LLMResource, PipelineResource
@@ -57,5 +57,6 @@ def build_definitions(settings: Settings) -> Definitions:
         asset_checks=[checks.cleaned_dialogues_quality, checks.training_corpus_quality],
         jobs=JOBS,
         sensors=SENSORS,
+        schedules=SCHEDULES,
         resources=resources(settings),
     )

@@ -3,7 +3,7 @@
 from collections import Counter, defaultdict
 from typing import TypeVar
 
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetIn, AutomationCondition, MetadataValue, asset
 
 from rp_pipeline.core.artifacts import CorpusArtifact
 from rp_pipeline.core.cleaning import ChatRow, to_drops
@@ -22,6 +22,14 @@ from rp_pipeline.defs.resources import LineageResource, PipelineResource
 GROUP = "corpus"
 T = TypeVar("T")
 ALL_PERSONAS = {"allow_missing_partitions": True}  # one failed persona never blocks the corpus
+# Rebuilt once persona partitions changed and none is still running or queued: a backfill of many
+# new cards gives one corpus, not one per card. Unlike `eager()`, a missing (failed or not yet
+# generated) persona partition does not hold the corpus back.
+REBUILD_WHEN_PERSONAS_CHANGE = (
+    AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+).with_label("rebuild when persona partitions changed")
 
 
 def in_partition_order(by_partition: dict[str, list[T]]) -> list[T]:
@@ -35,6 +43,7 @@ def in_partition_order(by_partition: dict[str, list[T]]) -> list[T]:
     owners=["team:data"],
     code_version="3",
     ins={"cleaned_dialogues": AssetIn(metadata=ALL_PERSONAS)},
+    automation_condition=REBUILD_WHEN_PERSONAS_CHANGE,
     description="All cleaned dialogues (cross-persona duplicates and over-frequent openings removed, rows "
     "over cutoff_len split at turn boundaries) plus a share of general instructions, exported as "
     "ShareGPT JSON, OpenAI messages JSONL, a Hugging Face dataset (save_to_disk + Parquet, with a "

@@ -26,7 +26,7 @@ from rp_pipeline.core.evaluation import (
     transcript_turns,
 )
 from rp_pipeline.core.ids import content_id
-from rp_pipeline.core.judging import DIMENSIONS, calibrate, load_calibration, summarize_pairwise
+from rp_pipeline.core.judging import DIMENSIONS, calibrate, judge_fingerprint, load_calibration, summarize_pairwise
 from rp_pipeline.core.leaderboard import leaderboard_rows, markdown, rank
 from rp_pipeline.core.personas import system_prompt
 from rp_pipeline.defs.launchers import TrainingLauncher
@@ -78,6 +78,19 @@ def _play_in_process(
     return {row["id"]: row["replies"] for row in map(json.loads, output.read_text(encoding="utf-8").splitlines())}
 
 
+JUDGE_FINGERPRINT = "judge_fingerprint"  # eval_scores metadata: what the judge_config_sensor compares
+
+
+def current_judge_fingerprint(pipeline: PipelineResource, llm: LLMResource) -> str:
+    """The judge configuration as the model map, prompts, calibration set and profile have it now."""
+    return judge_fingerprint(
+        llm.config().roles["judge"].model_dump(mode="json"),
+        pipeline.assets / "prompts",
+        pipeline.assets / "eval" / "calibration",
+        pipeline.load_profile().evaluation.model_dump(mode="json"),
+    )
+
+
 def _play_on_llama_cpp(
     llm: LLMResource, gguf: str, model_id: str, scenarios, system_prompts, out_dir: Path, max_tokens: int
 ) -> tuple[dict[str, list[str]], list]:
@@ -109,6 +122,7 @@ def eval_scores(
     lineage: LineageResource,
 ) -> Output[EvalReport]:
     profile = pipeline.load_profile()
+    fingerprint = current_judge_fingerprint(pipeline, llm)
     eval_dir = pipeline.assets / "eval"
     prompts, rules = pipeline.prompts(), pipeline.rules()
     cards = load_eval_cards(eval_dir, rules)
@@ -169,7 +183,8 @@ def eval_scores(
             ],
             calls=client.calls + calls,
         )
-    return Output(report, metadata=_eval_metadata(report, scenarios, cards, client.calls + calls))
+    metadata = _eval_metadata(report, scenarios, cards, client.calls + calls)
+    return Output(report, metadata={**metadata, JUDGE_FINGERPRINT: fingerprint})
 
 
 def _play_models(context, trainer, llm, quantized_model: QuantizedModel, scenarios, cards, prompts, out_dir, profile):

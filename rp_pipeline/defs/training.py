@@ -18,6 +18,7 @@ from rp_pipeline.core.profile import Profile, TrainingProfile
 from rp_pipeline.defs.launchers import TrainingLauncher
 from rp_pipeline.defs.resources import LineageResource, PipelineResource
 
+CORPUS_VERSION = "corpus_version"  # sft_checkpoint metadata: the corpus it was trained on (retrain_sensor)
 GROUP = "training"
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -167,7 +168,12 @@ def sft_checkpoint(
             ),
             steps={"sft": int(reported.get("steps", training.sft_steps))},
         ),
-        metadata={"model_version": version, "path": MetadataValue.path(str(out)), **training_metadata(reported)},
+        metadata={
+            "model_version": version,
+            CORPUS_VERSION: training_corpus.version,
+            "path": MetadataValue.path(str(out)),
+            **training_metadata(reported),
+        },
     )
 
 

@@ -52,7 +52,7 @@ def contract(defs: Definitions) -> dict:
         if not job.name.startswith("__")
     }
     sensors = {
-        s.name: {"jobs": sorted(j.name for j in s.jobs), "default_status": s.default_status.value}
+        s.name: {"jobs": sorted(j.name for j in s.jobs) if s.has_jobs else [], "default_status": s.default_status.value}
         for s in defs.sensors or ()
     }
     schedules = {s.name: {"cron": s.cron_schedule, "job": s.job_name} for s in defs.schedules or ()}
@@ -94,6 +94,7 @@ def test_the_contract_sees_a_changed_group_and_partitions():
                 asset_checks=defs.asset_checks,
                 jobs=defs.jobs,
                 sensors=defs.sensors,
+                schedules=defs.schedules,
                 resources=defs.resources,
             )
         )

@@ -1,4 +1,5 @@
-"""Persona partitions: the sensor backfills only new cards; a malformed card fails only its own
+"""Persona partitions: the sensor backfills only new cards (two new cards: two partitions, two
+runs); a malformed card fails only its own
 partition with the file and the field (or line) in the error."""
 
 from __future__ import annotations
@@ -60,13 +61,15 @@ def test_sensor_adds_partitions_and_runs_only_new_personas(pipeline_settings, fa
     assert evaluate().skip_reason  # nothing new
 
     _write_card(pipeline_settings.assets_dir / "personas", "nora-hale", name="Nora Hale")
+    _write_card(pipeline_settings.assets_dir / "personas", "ivo-marsh", name="Ivo Marsh")
     second = evaluate()
     [request] = second.dynamic_partitions_requests
-    assert (request.partitions_def_name, list(request.partition_keys)) == ("personas", ["nora-hale"])
-    assert [r.partition_key for r in second.run_requests] == ["nora-hale"]
+    assert (request.partitions_def_name, list(request.partition_keys)) == ("personas", ["ivo-marsh", "nora-hale"])
+    assert [r.partition_key for r in second.run_requests] == ["ivo-marsh", "nora-hale"]
     launch(second)
-    assert sorted(instance.get_dynamic_partitions("personas")) == sorted([*authored, *synthesized, "nora-hale"])
-    assert _materializations(instance, "dialogues") == before + Counter({"nora-hale": 1})  # the others not re-run
+    new = ["ivo-marsh", "nora-hale"]
+    assert sorted(instance.get_dynamic_partitions("personas")) == sorted([*authored, *synthesized, *new])
+    assert _materializations(instance, "dialogues") == before + Counter(new)  # the others not re-run
     assert evaluate().skip_reason
 
 
