@@ -5,8 +5,8 @@ system, so the final `os.replace` is one atomic rename) and renames it into plac
 it is complete. A kill before the rename leaves the previous complete version (or nothing)
 plus a hidden `.NAME.HOST-PID-XXXX.tmp` leftover that no reader opens, since readers only
 open final names; the next write of the same target deletes leftovers whose writer is gone.
-No fsync: the aim is surviving a killed process, not a power cut, and every output here can
-be derived again.
+No fsync: the aim is surviving a killed process (a crash, an OOM kill, a cancelled run), which
+the rename alone gives; surviving a power cut would also need the file and its directory synced.
 
 Standard library only: the standalone training scripts use it too.
 """
