@@ -9,12 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 from unittest import mock
 
+from rp_pipeline.core.atomic import write_text_atomic
 from rp_pipeline.settings import Settings
 
 
@@ -30,7 +30,7 @@ def prepare_dagster_home(dagster_home: Path) -> Path:
     has its own."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     if not (dagster_home / "dagster.yaml").exists():
-        shutil.copyfile(INSTANCE_CONFIG, dagster_home / "dagster.yaml")
+        write_text_atomic(dagster_home / "dagster.yaml", INSTANCE_CONFIG.read_text(encoding="utf-8"))
     return dagster_home
 
 

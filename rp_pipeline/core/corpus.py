@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from rp_pipeline.core.artifacts import CorpusArtifact
+from rp_pipeline.core.atomic import atomic_dir
 from rp_pipeline.core.ids import content_id
 from rp_pipeline.core.models import CleanedDialogue, CorpusRow, LanguageCode, Message
 
@@ -295,39 +296,49 @@ def llama_factory_dataset_info(file_name: str) -> dict:
     }
 
 
+EXPORT_FILES = {
+    "sharegpt": "sharegpt.json",
+    "messages": "messages.jsonl",
+    "dataset_info": "dataset_info.json",
+    "hf_dataset": "hf_dataset",
+    "parquet": "corpus.parquet",
+}
+
+
 def export_corpus(rows: list[CorpusRow], out_dir: Path, version: str) -> CorpusArtifact:
-    """Write every format and the rows themselves; `datasets` is imported here, not at load time."""
+    """Write every format and the rows themselves; `datasets` is imported here, not at load time.
+    The directory is built beside `out_dir` and renamed into place whole, so a kill mid-export
+    leaves the previous complete export or none, and a trainer never reads half a corpus."""
     from datasets import Dataset
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "sharegpt": out_dir / "sharegpt.json",
-        "messages": out_dir / "messages.jsonl",
-        "dataset_info": out_dir / "dataset_info.json",
-        "hf_dataset": out_dir / "hf_dataset",
-        "parquet": out_dir / "corpus.parquet",
-    }
-    paths["sharegpt"].write_text(json.dumps([to_sharegpt(r) for r in rows], ensure_ascii=False, indent=1), "utf-8")
-    paths["messages"].write_text("".join(json.dumps(to_messages(r), ensure_ascii=False) + "\n" for r in rows), "utf-8")
-    paths["dataset_info"].write_text(json.dumps(llama_factory_dataset_info(paths["sharegpt"].name), indent=2), "utf-8")
-    dataset = Dataset.from_list(
-        [
-            {
-                "id": r.id,
-                "source": r.source,
-                "persona_id": r.persona_id or "",
-                "language": r.language,
-                "messages": [m.model_dump() for m in r.messages],
-            }
-            for r in rows
-        ]
+    with atomic_dir(out_dir) as staging:
+        paths = {kind: staging / name for kind, name in EXPORT_FILES.items()}
+        sharegpt = json.dumps([to_sharegpt(r) for r in rows], ensure_ascii=False, indent=1)
+        paths["sharegpt"].write_text(sharegpt, "utf-8")
+        messages = "".join(json.dumps(to_messages(r), ensure_ascii=False) + "\n" for r in rows)
+        paths["messages"].write_text(messages, "utf-8")
+        info = llama_factory_dataset_info(EXPORT_FILES["sharegpt"])
+        paths["dataset_info"].write_text(json.dumps(info, indent=2), "utf-8")
+        dataset = Dataset.from_list(
+            [
+                {
+                    "id": r.id,
+                    "source": r.source,
+                    "persona_id": r.persona_id or "",
+                    "language": r.language,
+                    "messages": [m.model_dump() for m in r.messages],
+                }
+                for r in rows
+            ]
+        )
+        dataset.info.description = f"rp_pipeline role-play corpus {version}"
+        dataset.save_to_disk(str(paths["hf_dataset"]))
+        dataset.to_parquet(str(paths["parquet"]))
+        (paths["hf_dataset"] / "README.md").write_text(dataset_card(rows, version), "utf-8")
+        (staging / "rows.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
+    return CorpusArtifact(
+        version=version, dir=str(out_dir), rows=len(rows), **{k: str(out_dir / v) for k, v in EXPORT_FILES.items()}
     )
-    dataset.info.description = f"rp_pipeline role-play corpus {version}"
-    dataset.save_to_disk(str(paths["hf_dataset"]))
-    dataset.to_parquet(str(paths["parquet"]))
-    (paths["hf_dataset"] / "README.md").write_text(dataset_card(rows, version), "utf-8")
-    (out_dir / "rows.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
-    return CorpusArtifact(version=version, dir=str(out_dir), rows=len(rows), **{k: str(v) for k, v in paths.items()})
 
 
 def dataset_card(rows: list[CorpusRow], version: str) -> str:

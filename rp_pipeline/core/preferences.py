@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from rp_pipeline.core.atomic import atomic_dir
 from rp_pipeline.core.chat import ChatModel, Messages
 from rp_pipeline.core.ids import content_id, stable_seed
 from rp_pipeline.core.judging import rate
@@ -185,18 +186,18 @@ def llama_factory_pairs_info(file_name: str) -> dict:
     }
 
 
+PAIRS_FILES = {"trl": "pairs.jsonl", "sharegpt": "pairs_sharegpt.json", "dataset_info": "dataset_info.json"}
+
+
 def export_pairs(pairs: list[PreferencePair], out_dir: Path) -> dict[str, Path]:
     """TRL's JSONL (what DPO trains on) and LLaMA-Factory's ShareGPT file with its
-    `dataset_info.json` (`--dataset_dir OUT_DIR --dataset rp_pairs`)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "trl": out_dir / "pairs.jsonl",
-        "sharegpt": out_dir / "pairs_sharegpt.json",
-        "dataset_info": out_dir / "dataset_info.json",
-    }
-    paths["trl"].write_text("".join(json.dumps(to_trl(p), ensure_ascii=False) + "\n" for p in pairs), "utf-8")
-    sharegpt = [to_sharegpt_pair(p) for p in pairs]
-    paths["sharegpt"].write_text(json.dumps(sharegpt, ensure_ascii=False, indent=1), "utf-8")
-    info = llama_factory_pairs_info(paths["sharegpt"].name)
-    paths["dataset_info"].write_text(json.dumps(info, indent=2), "utf-8")
-    return paths
+    `dataset_info.json` (`--dataset_dir OUT_DIR --dataset rp_pairs`), renamed into place as one
+    directory: a kill mid-export leaves the previous complete export or none."""
+    with atomic_dir(out_dir) as staging:
+        paths = {kind: staging / name for kind, name in PAIRS_FILES.items()}
+        paths["trl"].write_text("".join(json.dumps(to_trl(p), ensure_ascii=False) + "\n" for p in pairs), "utf-8")
+        sharegpt = [to_sharegpt_pair(p) for p in pairs]
+        paths["sharegpt"].write_text(json.dumps(sharegpt, ensure_ascii=False, indent=1), "utf-8")
+        info = llama_factory_pairs_info(PAIRS_FILES["sharegpt"])
+        paths["dataset_info"].write_text(json.dumps(info, indent=2), "utf-8")
+    return {kind: out_dir / name for kind, name in PAIRS_FILES.items()}

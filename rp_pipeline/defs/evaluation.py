@@ -14,6 +14,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from rp_pipeline.core.artifacts import EvalReport, ModelEval, QuantizedModel, ScenarioResult
+from rp_pipeline.core.atomic import atomic_path, write_text_atomic
 from rp_pipeline.core.evaluation import (
     automatic_metrics,
     compare_versions,
@@ -44,8 +45,9 @@ def _play_in_process(
     """Transformers generation (dense or optimum-quanto int8) in generate.py under Pipes. A GPTQ
     checkpoint loads as a dense model where compressed-tensors is installed: the gptq environment."""
     python = model.get("python")
-    requests, output = out_dir / "requests.jsonl", out_dir / f"{name}_replies.jsonl"
-    requests.write_text(
+    output = out_dir / f"{name}_replies.jsonl"
+    requests = write_text_atomic(
+        out_dir / "requests.jsonl",
         "".join(
             json.dumps(
                 {
@@ -58,7 +60,6 @@ def _play_in_process(
             + "\n"
             for s in scenarios
         ),
-        encoding="utf-8",
     )
     run_script(
         context,
@@ -297,7 +298,8 @@ def leaderboard(context: AssetExecutionContext, eval_scores: EvalReport, pipelin
     board = pd.concat([pd.read_parquet(path), new]) if path.exists() else new
     board = board.drop_duplicates(subset=["model_version"], keep="last").sort_values("evaluated_at")
     rows = rank(json.loads(board.to_json(orient="records")))
-    pd.DataFrame(rows).to_parquet(path, index=False)
+    with atomic_path(path) as tmp:  # the history of every version: never leave it half written
+        pd.DataFrame(rows).to_parquet(tmp, index=False)
     context.add_output_metadata(
         {
             "leaderboard": MetadataValue.md(markdown(rows)),

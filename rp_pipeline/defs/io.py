@@ -8,11 +8,14 @@ as the typed records the consumer's annotation names.
 
 import functools
 import json
+from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableIOManagerFactory, InputContext, OutputContext, UPathIOManager
 from pydantic import BaseModel, TypeAdapter
 from upath import UPath
+
+from rp_pipeline.core.atomic import write_text_atomic
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -34,10 +37,14 @@ class JsonIOManager(UPathIOManager):
     extension = ".json"
 
     def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(to_jsonable(obj), ensure_ascii=False), encoding="utf-8")
-        tmp.rename(path)
+        """Whole or not at all: a local file is renamed into place (`write_text_atomic`); on an
+        object store one PUT already replaces the object whole."""
+        text = json.dumps(to_jsonable(obj), ensure_ascii=False)
+        if isinstance(path, Path):
+            write_text_atomic(path, text)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
 
     def load_from_path(self, context: InputContext, path: UPath) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))

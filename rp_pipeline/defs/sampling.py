@@ -12,6 +12,7 @@ from pathlib import Path
 from dagster import AssetExecutionContext
 
 from rp_pipeline.core.artifacts import Checkpoint, CorpusArtifact
+from rp_pipeline.core.atomic import write_text_atomic
 from rp_pipeline.core.preferences import SampleRequest, sample_replies
 from rp_pipeline.core.profile import Profile
 from rp_pipeline.defs.launchers import TrainingLauncher
@@ -61,10 +62,11 @@ def _sample_on_llama_cpp(
 
 
 def _sample_in_process(context, trainer, profile, checkpoint, requests, work_dir: Path, max_tokens: int) -> dict:
-    work_dir.mkdir(parents=True, exist_ok=True)
-    requests_file, output = work_dir / "sample_requests.jsonl", work_dir / "samples.jsonl"
+    output = work_dir / "samples.jsonl"
     rows = [{"id": r.id, "messages": r.messages} for r in requests]
-    requests_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    requests_file = write_text_atomic(
+        work_dir / "sample_requests.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    )
     context.log.info(f"sampling {len(requests)} replies from {checkpoint.version} with transformers")
     run_script(
         context,

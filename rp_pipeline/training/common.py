@@ -1,9 +1,10 @@
 """Shared plumbing for the standalone training scripts (sft, dpo, quantize, generate).
 
 The scripts run outside the Dagster code location (plain ``python``, ``accelerate launch``,
-or Dagster Pipes in a container), so this module imports only the standard library,
-pydantic and dagster_pipes at import time; torch/transformers/peft are imported inside the
-functions that need them, so a bad config fails in well under a second.
+or Dagster Pipes in a container), so this module imports only the standard library (with
+``core.atomic``, itself standard library only), pydantic and dagster_pipes at import time;
+torch/transformers/peft are imported inside the functions that need them, so a bad config
+fails in well under a second.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import os
 import shutil
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PositiveInt, ValidationError
+
+from rp_pipeline.core.atomic import replace_dir, write_text_atomic
 
 _log = logging.getLogger("rp_pipeline.training")
 
@@ -128,11 +130,7 @@ def run_script(cls: type[C], work: Callable[[C, Any], dict[str, Any]], argv: lis
 
 def write_json(path: str | Path, payload: Any) -> None:
     """Write JSON via a temp file + rename so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(payload, ensure_ascii=False, indent=2))
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -168,13 +166,21 @@ def checkpoints_dir(final: str | Path) -> Path:
 
 def last_checkpoint(directory: str | Path) -> Path | None:
     """The latest complete Trainer checkpoint (``checkpoint-N`` with its ``trainer_state.json``,
-    which the Trainer writes last), or None. A checkpoint cut short by a kill is passed over."""
+    which the Trainer writes last), or None. A checkpoint cut short by a kill is passed over,
+    including one killed while writing that file (the Trainer writes it in place: it must parse)."""
     complete = [
         path
         for path in Path(directory).glob("checkpoint-*")
-        if path.name.removeprefix("checkpoint-").isdigit() and (path / "trainer_state.json").is_file()
+        if path.name.removeprefix("checkpoint-").isdigit() and _complete_state(path / "trainer_state.json")
     ]
     return max(complete, key=lambda path: int(path.name.removeprefix("checkpoint-")), default=None)
+
+
+def _complete_state(path: Path) -> bool:
+    try:
+        return "global_step" in json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        return False
 
 
 def prepare_output(final: str | Path, save_steps: int, log: Any, script: str) -> tuple[Path, Path, Path | None, int]:
@@ -190,14 +196,8 @@ def prepare_output(final: str | Path, save_steps: int, log: Any, script: str) ->
 
 def publish_dir(staging: str | Path, final: str | Path) -> Path:
     """Move a finished staging dir into place: a crash before this leaves ``final``
-    untouched (old version or absent), never half written."""
-    staging, final = Path(staging), Path(final)
-    old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(staging, final)
-    shutil.rmtree(old, ignore_errors=True)
-    return final
+    untouched (old version or absent), never half written (``core.atomic.replace_dir``)."""
+    return replace_dir(staging, final)
 
 
 # ---------------------------------------------------------------- models

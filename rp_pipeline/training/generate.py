@@ -8,16 +8,15 @@ the job seed and the row id, so a row's output does not depend on the file's ord
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-import uuid
 import zlib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import DirectoryPath, Field, FilePath, NonNegativeFloat, NonNegativeInt, PositiveInt, model_validator
 
+from rp_pipeline.core.atomic import write_text_atomic
 from rp_pipeline.training.common import (
     JobConfig,
     load_model_and_tokenizer,
@@ -130,11 +129,7 @@ def generate_job(cfg: GenerateJob, pipes) -> dict[str, Any]:
         total_gen_s += seconds
         pipes.log.info(f"generate: {len(rows)}/{len(requests)} rows, {total_new} tokens")
 
-    out_path = Path(cfg.output_file)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, out_path)
+    out_path = write_text_atomic(cfg.output_file, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     metrics = {
         "rows": len(rows),
         "new_tokens": total_new,

@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rp_pipeline.core.atomic import atomic_path
+
 SKIP_KEYS = ("GGUF.", "general.architecture")
 Q8_BLOCK = 32
 
@@ -32,9 +34,7 @@ def export_gguf_q8(
     names = gguf.get_tensor_name_map(arch, n_blocks)
     expected = {t.name: tuple(int(x) for x in reversed(t.shape)) for t in reader.tensors}
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.partial")
-    writer = gguf.GGUFWriter(tmp, arch_name)
+    writer = gguf.GGUFWriter(None, arch_name)  # the file is opened once every tensor is there
     for key, field in reader.fields.items():
         if key.startswith(SKIP_KEYS) or key in ("general.file_type", "general.name"):
             continue
@@ -65,12 +65,10 @@ def export_gguf_q8(
         written[gguf_name] = data.shape
     missing = sorted(set(expected) - set(written))
     if missing:
-        writer.close()
-        tmp.unlink(missing_ok=True)
         raise ValueError(f"export produced no tensor for {missing[:5]} (of {len(missing)}) in {template_gguf}")
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    tmp.replace(out_path)
+    with atomic_path(out_path) as tmp:
+        writer.write_header_to_file(tmp)
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
     return {"tensors": len(written), "gguf_mb": round(out_path.stat().st_size / 2**20, 1)}

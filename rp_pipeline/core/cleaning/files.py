@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from rp_pipeline.core.atomic import write_text_atomic
 from rp_pipeline.core.cleaning.clean import CleaningResult
 from rp_pipeline.core.cleaning.models import REASON_CODES, ChatRow
 
@@ -30,11 +31,13 @@ def read_rows(path: Path) -> tuple[list[ChatRow], list[str]]:
 
 
 def write_outputs(result: CleaningResult, out_dir: Path) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    kept, report = out_dir / "kept.jsonl", out_dir / "report.jsonl"
-    kept.write_text("".join(r.model_dump_json(exclude_defaults=True) + "\n" for r in result.kept), encoding="utf-8")
-    report.write_text(
-        "".join(json.dumps(r.model_dump(), ensure_ascii=False) + "\n" for r in result.reports), encoding="utf-8"
+    """kept.jsonl and report.jsonl, each renamed into place whole. The directory is the user's
+    (it may hold other files), so each file is replaced on its own rather than the directory."""
+    kept = write_text_atomic(
+        out_dir / "kept.jsonl", "".join(r.model_dump_json(exclude_defaults=True) + "\n" for r in result.kept)
+    )
+    report = write_text_atomic(
+        out_dir / "report.jsonl", "".join(json.dumps(r.model_dump(), ensure_ascii=False) + "\n" for r in result.reports)
     )
     return kept, report
 
