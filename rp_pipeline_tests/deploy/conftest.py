@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rp_pipeline.llm.embedded import free_port
+from rp_pipeline.settings import REPO_ROOT
 
 PASSWORD = "rp-test-only"  # a throwaway server that listens on 127.0.0.1 for one test module
 
@@ -116,3 +118,26 @@ def postgres() -> Iterator[PostgresServer]:
         if (data / "postmaster.pid").exists():
             pg("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+def compose_home(home: Path) -> Path:
+    """DAGSTER_HOME with docker/dagster.yaml as shipped, but for the two container paths (compute
+    logs and local artifacts under /opt/dagster/storage), moved under `home`."""
+    config = yaml.safe_load((REPO_ROOT / "docker" / "dagster.yaml").read_text(encoding="utf-8"))
+    config["compute_logs"]["config"]["base_dir"] = str(home / "storage" / "compute_logs")
+    config["local_artifact_storage"]["config"]["base_dir"] = str(home / "storage")
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return home
+
+
+@pytest.fixture
+def compose_instance(postgres, tmp_path, monkeypatch):
+    """The compose instance on the test's Postgres, as DAGSTER_HOME for this test."""
+    from dagster import DagsterInstance
+
+    for name, value in postgres.instance_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DAGSTER_HOME", str(compose_home(tmp_path / "dagster_home")))
+    with DagsterInstance.get() as instance:
+        yield instance

@@ -5,40 +5,15 @@ read back from the database, and the `gpu` pool admits one step at a time."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
-import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
 from rp_pipeline.defs.build import build_definitions
 from rp_pipeline.defs.personas import sync_persona_partitions
-from rp_pipeline.settings import REPO_ROOT
 from rp_pipeline_tests.conftest import make_settings
 
-INSTANCE_CONFIG = REPO_ROOT / "docker" / "dagster.yaml"
 PREPARE_ASSETS = ["seed_variables", "seed_samples", "topic_keywords", "synthesized_personas"]
 PERSONA_ASSETS = ["persona_cards", "dialogues", "cleaned_dialogues"]
-
-
-def _compose_home(home: Path) -> Path:
-    """DAGSTER_HOME with docker/dagster.yaml as shipped, but for the two container paths (compute
-    logs and local artifacts under /opt/dagster/storage), moved under `home`."""
-    config = yaml.safe_load(INSTANCE_CONFIG.read_text(encoding="utf-8"))
-    config["compute_logs"]["config"]["base_dir"] = str(home / "storage" / "compute_logs")
-    config["local_artifact_storage"]["config"]["base_dir"] = str(home / "storage")
-    home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    return home
-
-
-@pytest.fixture
-def compose_instance(postgres, tmp_path, monkeypatch):
-    for name, value in postgres.instance_env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("DAGSTER_HOME", str(_compose_home(tmp_path / "dagster_home")))
-    with DagsterInstance.get() as instance:
-        yield instance
 
 
 def test_the_compose_instance_is_postgres_with_a_run_queue_and_a_gpu_pool_of_one(compose_instance):
