@@ -13,31 +13,31 @@ A warm-up run on another seed loads lingua's models and datasketch first (a one-
 per process, a few seconds), so the figure is the steady state.
 
 Beside the figure: a cProfile run over the same rows, its time attributed to the cleaner's
-stages (language ID, phrase lists, echo, debris, PII, dedup, row bookkeeping...; a function
-shared by several stages is split in proportion to its callers' calls into it), and the
+stages (language ID, phrase lists, echo, debris, PII, dedup, row bookkeeping...; see
+`profiling.py`), lingua's own calls timed on the CPU clock where they happen, and the
 baseline, measured in the same process: the same check functions called in a straight loop
 over the turns, without the cleaner's contexts, verdicts, reports and row copies. Their ratio
-says what the cleaner's own structure costs; the profile says which check to make cheaper.
-cProfile charges every Python call, so it inflates Python-heavy stages against native code
-(lingua, regular expressions); the shares are a map, the timed figure is the measurement.
+says what the cleaner's own structure costs; the profile says which check to make cheaper
+(a map: cProfile inflates Python against native code; the timed figure is the measurement).
 Last line: the headline.
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
-import pstats
 import random
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from profiling import Stages, profile_stages, table
 
 from rp_pipeline.core import langid
 from rp_pipeline.core.cleaning import ChatRow, CleaningConfig, CleaningResult, clean_rows
@@ -228,7 +228,7 @@ def plain_loop(rows: list[ChatRow], rules: RuleSet, config: CleaningConfig) -> i
 # Profile stages: (label, the functions that enter it as (file suffix, function name)). A function
 # that is none of these belongs to the stage of its callers; what only `clean_rows` and the row
 # loop call is the cleaner's own bookkeeping.
-STAGES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+STAGES: Stages = (
     (
         "language ID (lingua, script runs)",
         (("core/rules.py", "_language_violation"), ("core/rules.py", "_user_language")),
@@ -261,43 +261,6 @@ STAGES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 )
 BOOKKEEPING = "row bookkeeping (contexts, verdicts, reports)"
 
-Func = tuple[str, int, str]
-
-
-def _stage_of(func: Func) -> str | None:
-    filename, _, name = func
-    path = filename.replace("\\", "/")
-    return next((label for label, entries in STAGES if any(path.endswith(f) and name == n for f, n in entries)), None)
-
-
-def attribute(raw: dict, stage_of: Callable[[Func], str | None], default: str) -> dict[str, float]:
-    """Seconds per stage from `pstats.Stats.stats` (func -> (cc, nc, tt, ct, callers)): each
-    function's own time goes to its stage, or is split among its callers' stages in proportion
-    to the time spent in it from each caller. The stages add up to the profile's total."""
-    memo: dict[Func, dict[str, float]] = {}
-
-    def shares(func: Func, active: frozenset[Func]) -> dict[str, float]:
-        if func in memo:
-            return memo[func]
-        if stage := stage_of(func):
-            return memo.setdefault(func, {stage: 1.0})
-        callers = {c: edge for c, edge in raw[func][4].items() if c in raw and c not in active}
-        weights = {c: edge[3] or edge[1] for c, edge in callers.items()}
-        total = sum(weights.values())
-        if not total:
-            return memo.setdefault(func, {default: 1.0})
-        result: dict[str, float] = defaultdict(float)
-        for caller, weight in weights.items():
-            for stage, share in shares(caller, active | {func}).items():
-                result[stage] += share * weight / total
-        return memo.setdefault(func, dict(result))
-
-    seconds: dict[str, float] = defaultdict(float)
-    for func, (_, _, own, _, _) in raw.items():
-        for stage, share in shares(func, frozenset()).items():
-            seconds[stage] += own * share
-    return dict(seconds)
-
 
 class LinguaClock:
     """Stands in for lingua's detector during a run: answers through it and adds up the CPU
@@ -322,14 +285,6 @@ class LinguaClock:
 
     def compute_language_confidence_values(self, text: str) -> Any:
         return self._timed(self.detector.compute_language_confidence_values, text)
-
-
-def profile(rows: list[ChatRow], rules: RuleSet, config: CleaningConfig) -> dict[str, float]:
-    """Seconds per stage of one profiled `clean_rows` over `rows`."""
-    profiler = cProfile.Profile()
-    profiler.runcall(clean_rows, rows, rules, config)
-    raw = pstats.Stats(profiler).stats  # type: ignore[attr-defined]  # the documented table, untyped
-    return attribute(raw, _stage_of, BOOKKEEPING)
 
 
 def cpu_seconds(work: Callable[[], object]) -> tuple[float, float]:
@@ -361,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu, wall = cpu_seconds(lambda: results.append(clean_rows(rows, rules, config)))
     result = results[0]
     base_cpu, _ = cpu_seconds(lambda: plain_loop(rows, rules, config))
-    stages = profile(rows, rules, config)
+    stages = profile_stages(lambda: clean_rows(rows, rules, config), STAGES, BOOKKEEPING)
 
     actions = result.action_counts()
     print(
@@ -371,8 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     print("flags by code: " + ", ".join(f"{c}={n}" for c, n in Counter(result.code_counts()).most_common()))
     total = sum(stages.values())
     print(f"\nwhere the time goes (cProfile over the same {turns} turns: {total:.1f} s profiled, {cpu:.1f} s not):")
-    for label, seconds in sorted(stages.items(), key=lambda item: -item[1]):
-        print(f"  {label:<48} {seconds:6.2f} s  {100 * seconds / total:5.1f}%")
+    print("\n".join(table(stages)))
     if lingua.calls:
         print(
             f"  lingua itself, timed inside the unprofiled run: {lingua.calls} calls, cpu {lingua.seconds:.2f} s = "
