@@ -24,6 +24,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,8 +103,17 @@ class Level:
         )
 
 
-def run(concurrency: int, dialogues: int, latency: float, work: Path, *, own_process: bool = True) -> Level:
-    """`dialogues` dialogues at `concurrency` against a fake provider with `latency` per call."""
+def run(
+    concurrency: int,
+    dialogues: int,
+    latency: float,
+    work: Path,
+    *,
+    own_process: bool = True,
+    measure: Callable[[Callable[[], object]], object] = lambda generate: generate(),
+) -> Level:
+    """`dialogues` dialogues at `concurrency` against a fake provider with `latency` per call;
+    `measure` runs the generation (the setup around it is not measured)."""
     fake = (FakeLLMProcess if own_process else FakeLLM)(latency_s=latency, violation_every=0).start()
     stopped = False
     try:
@@ -116,7 +126,7 @@ def run(concurrency: int, dialogues: int, latency: float, work: Path, *, own_pro
         simulator = DialogueSimulator(client, Prompts(ASSETS / "prompts"), RuleSet.load(ASSETS / "rules"), simulation)
         jobs = [(card, sample, topics, i) for i in range(dialogues)]
         started, loop_cpu, cpu = time.perf_counter(), time.thread_time(), time.process_time()
-        client.run(simulate_many(simulator, jobs))
+        measure(lambda: client.run(simulate_many(simulator, jobs)))
         seconds = time.perf_counter() - started
         loop_cpu, cpu = time.thread_time() - loop_cpu, time.process_time() - cpu
         fake.stop()
@@ -159,11 +169,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{GOAL * top_level * per_call:.2f} s or more"
         )
         if args.profile:
-            profiled: list[Level] = []
-            work_top = lambda: profiled.append(run(top_level, top_level, latency, work))  # noqa: E731
-            seconds = profile_stages(work_top, LLM_STAGES, LOOP)  # the setup and the child's start count as the rest
+            seconds: dict[str, float] = {}
+            profiled = run(
+                top_level,
+                top_level,
+                latency,
+                work,
+                measure=lambda generate: seconds.update(profile_stages(generate, LLM_STAGES, LOOP)),
+            )
             print(f"\nwhere the event loop's time goes at concurrency {top_level} (cProfile, wall clock):")
-            print("\n".join(table(seconds, (profiled[0].calls, "call"))))
+            print("\n".join(table(seconds, (profiled.calls, "call"))))
     in_ours = results[False][top_level].efficiency(latency)
     print(
         f"LLM efficiency at concurrency {top_level}: {top.efficiency(latency):.2f} (goal {GOAL:.2f}; latency "
