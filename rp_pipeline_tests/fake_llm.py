@@ -17,7 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter, defaultdict, deque
@@ -394,3 +397,67 @@ def _write_in(text: str) -> str:
     # the scene agent's "in X, as one short phrase"
     match = re.search(r"(?:Write|written|text field)[^\n.:]*? in ([A-Z]\w+)|\bin ([A-Z]\w+), as one short phrase", text)
     return next(g for g in match.groups() if g) if match else "English"
+
+
+# --- The fake provider in a process of its own ---------------------------------------------
+# For benchmarks/llm_throughput.py. A provider never runs in the client's process; served from
+# it, the server's threads would take the GIL (and CPU) from the event loop being measured.
+# The child is a fresh interpreter (not multiprocessing: that re-runs the caller's main script)
+# that answers one JSON line per request on stdin.
+
+
+def serve_stdio(latency_s: float, violation_every: int) -> None:
+    """The child: serve a FakeLLM, print its api_base, write a config per request line
+    ([path, overrides]), and on an empty line print the calls per role and stop."""
+    fake = FakeLLM(latency_s=latency_s, violation_every=violation_every).start()
+    print(json.dumps(fake.api_base), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        path, overrides = json.loads(line)
+        print(json.dumps(str(fake.write_config(Path(path), **overrides))), flush=True)
+    print(json.dumps(dict(fake.calls)), flush=True)
+    fake.stop()
+
+
+class FakeLLMProcess:
+    """A `FakeLLM` served by a child process, with the same `start`, `write_config` and `stop`;
+    `calls` (per role) is known once it has stopped."""
+
+    def __init__(self, latency_s: float = 0.0, violation_every: int = 3):
+        self.latency_s, self.violation_every = latency_s, violation_every
+        self.api_base = ""
+        self.calls: Counter[str] = Counter()
+        self._child: subprocess.Popen[str] | None = None
+
+    def start(self) -> FakeLLMProcess:
+        root = str(Path(__file__).resolve().parents[1])
+        serve = f"serve_stdio({self.latency_s!r}, {self.violation_every!r})"
+        code = f"from rp_pipeline_tests.fake_llm import serve_stdio; {serve}"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        self._child = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        self.api_base = self._ask(None)
+        return self
+
+    def write_config(self, path: Path, **overrides) -> Path:
+        return Path(self._ask(json.dumps([str(path), overrides])))
+
+    def stop(self) -> None:
+        if self._child is None:
+            return
+        self.calls = Counter(self._ask(""))
+        self._child.wait(timeout=10)
+        self._child = None
+
+    def _ask(self, line: str | None):
+        """Send a request line (None: only read) and read the child's JSON answer."""
+        assert self._child is not None and self._child.stdin is not None and self._child.stdout is not None
+        if line is not None:
+            self._child.stdin.write(line + "\n")
+            self._child.stdin.flush()
+        answer = self._child.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the fake provider's process ended (exit code {self._child.poll()})")
+        return json.loads(answer)

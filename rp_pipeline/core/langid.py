@@ -9,6 +9,7 @@ text such as [委屈], kaomoji, short Latin acronyms and single loanwords or bra
 
 from __future__ import annotations
 
+import itertools
 import re
 from functools import lru_cache
 
@@ -44,6 +45,7 @@ MIX_OTHER_LETTERS = 3  # a lone "ω" or "ツ" inside a kaomoji is not a mix
 ACRONYM_MAX = 5  # "AI", "KTV", "NASA" are normal in any language
 MIX_SEGMENT_WORDS = 4  # same-script mix: a clause this long in another language
 MIX_CONFIDENCE = 0.7
+_LATIN_WORD = regex.compile(r"[\p{Latin}\p{M}]+")
 
 
 @lru_cache(maxsize=1)
@@ -57,8 +59,8 @@ def _detector():
 def detect_language(text: str) -> str | None:
     """ISO code of the text's language, or None when the text is too short to judge."""
     letters = _NON_LANGUAGE.sub(" ", text)
-    if sum(ch.isalpha() for ch in letters) < MIN_LETTERS:
-        return None
+    if next(itertools.islice((ch for ch in letters if ch.isalpha()), MIN_LETTERS - 1, None), None) is None:
+        return None  # fewer than MIN_LETTERS letters (counting stops at the last one needed)
     lang = _detector().detect_language_of(letters)
     return lang.iso_code_639_1.name.lower() if lang else None
 
@@ -120,7 +122,7 @@ def in_own_script(text: str, language: str) -> bool:
 
 def _substantial(script: str, span: str) -> bool:
     if script == "Latin":
-        words = [w for w in regex.findall(r"[\p{Latin}\p{M}]+", span) if not (w.isupper() and len(w) <= ACRONYM_MAX)]
+        words = [w for w in _LATIN_WORD.findall(span) if not (w.isupper() and len(w) <= ACRONYM_MAX)]
         return len(words) >= MIX_LATIN_WORDS or (len(words) >= 2 and sum(map(len, words)) >= MIX_LATIN_LETTERS)
     if script == "Han":
         return sum(ch.isalpha() for ch in span) >= MIX_HAN_CHARS

@@ -28,6 +28,7 @@ from rp_pipeline.core.languages import scripts_of
 from rp_pipeline.core.models import Violation
 from rp_pipeline.core.reply_format import MAX_CHARS, MAX_CHARS_WITH_IMAGE, ReplyFormatError, parse_reply
 from rp_pipeline.core.signals import (
+    alnum_only,
     find_degenerate,
     find_label_word,
     find_name_prefix,
@@ -125,7 +126,7 @@ class RuleSet(BaseModel):
     def search(self, kind: str, text: str) -> str | None:
         """The text matched by the patterns of regular-expression list `kind` (any language)
         that starts first, or None."""
-        text = text.translate(_APOSTROPHES)
+        text = _straight_apostrophes(text)
         matches = [m for m in (pattern.search(text) for pattern in self.regexes[kind]) if m]
         return min(matches, key=lambda m: m.start()).group(0) if matches else None
 
@@ -144,20 +145,20 @@ class RuleSet(BaseModel):
         }
 
     @cached_property
-    def folded(self) -> dict[str, tuple[str, ...]]:
-        """Per phrase list: its phrases casefolded, for a substring pre-check."""
+    def screens(self) -> dict[str, re.Pattern[str]]:
+        """Per phrase list: its phrases casefolded, as one prefix tree, for a substring pre-check."""
+        lists = {kind: getattr(self, kind).values() for kind in ("assistant_speak", "goodbye", "meta_commentary")}
         return {
-            kind: tuple({p.translate(_APOSTROPHES).casefold() for ps in getattr(self, kind).values() for p in ps})
-            for kind in ("assistant_speak", "goodbye", "meta_commentary")
+            kind: _literal_tree({p.translate(_APOSTROPHES).casefold() for ps in phrases for p in ps})
+            for kind, phrases in lists.items()
         }
 
     def find(self, kind: str, text: str) -> str | None:
         """The first phrase of list `kind` (any language) that occurs in `text` outside its exceptions."""
-        text = text.translate(_APOSTROPHES)
-        folded = text.casefold()
-        # Plain substring tests first (most turns hold no phrase): the regex, with its word
+        text = _straight_apostrophes(text)
+        # A plain substring test first (most turns hold no phrase): the regex, with its word
         # boundaries and exceptions, runs only on a turn that contains one.
-        if not any(phrase in folded for phrase in self.folded[kind]):
+        if not self.screens[kind].search(text.casefold()):
             return None
         phrases, exceptions_pattern = self.patterns[kind]
         exceptions = [m.span() for m in exceptions_pattern.finditer(text)]
@@ -165,6 +166,34 @@ class RuleSet(BaseModel):
             if not any(start <= match.start() and match.end() <= end for start, end in exceptions):
                 return match.group(0)
         return None
+
+
+def _straight_apostrophes(text: str) -> str:
+    """`text` with curly apostrophes straight, as the lists write them (translating only when
+    there is one: most texts have none, and `translate` copies the text either way)."""
+    return text.translate(_APOSTROPHES) if "\u2019" in text or "\u2018" in text else text
+
+
+def _literal_tree(phrases: Iterable[str]) -> re.Pattern[str]:
+    """A pattern that finds any of `phrases` as a plain substring (no flags, no word boundaries),
+    written as a prefix tree: the engine tests each position against one character class instead
+    of trying hundreds of alternatives, about five times faster than `any(p in text ...)`."""
+    tree: dict[str, dict] = {}
+    for phrase in phrases:
+        node = tree
+        for char in phrase:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a phrase ends here
+
+    def pattern(node: dict[str, dict]) -> str:
+        branches = [re.escape(char) + pattern(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    # a phrase that ends where a longer one goes on matches there: the optional tail keeps both
+    return re.compile(pattern(tree) if tree else r"(?!)")
 
 
 # A word character of a script with word boundaries (not Han, kana or Hangul).
@@ -211,7 +240,7 @@ def is_stage_direction(fragment: str) -> bool:
 @lru_cache(maxsize=8192)
 def normalized(text: str) -> str:
     """The spoken letters and digits, casefolded: what echo, loop and duplicate checks compare."""
-    return "".join(ch for ch in spoken_text(text).casefold() if ch.isalnum())
+    return alnum_only(spoken_text(text).casefold())
 
 
 @lru_cache(maxsize=8192)
@@ -220,16 +249,31 @@ def _letter_counts(key: str) -> Counter[str]:
     return Counter(key)
 
 
+def _shared_letters(mine: str, theirs: str) -> int:
+    """Letters two keys have in common, with multiplicity: no match between them is longer."""
+    ours, others = _letter_counts(mine), _letter_counts(theirs)
+    shared = 0
+    for char in ours.keys() & others.keys():  # a plain loop: three times faster than Counter's `&`
+        count, theirs_count = ours[char], others[char]
+        shared += count if count < theirs_count else theirs_count
+    return shared
+
+
 def is_echo(reply: str, previous: str) -> bool:
     """The reply repeats the other side's last message (a failure of small simulators)."""
     mine, theirs = normalized(reply), normalized(previous)
     if not mine or not theirs:
         return False
-    if min(len(mine), len(theirs)) >= 8 and (mine in theirs or theirs in mine):
+    shorter, total = min(len(mine), len(theirs)), len(mine) + len(theirs)
+    if shorter >= 8 and (mine in theirs or theirs in mine):
         return True
-    # Exact pruning before SequenceMatcher (the costly part): matches never exceed shared characters.
-    shared = sum((_letter_counts(mine) & _letter_counts(theirs)).values())
-    if 2 * shared / (len(mine) + len(theirs)) < ECHO_SIMILARITY and shared < max(ECHO_MIN_BLOCK, len(mine) // 2):
+    # Exact pruning before SequenceMatcher (the costly part): matches never exceed shared
+    # characters, and those never exceed the shorter key (a bound that costs nothing).
+    block = max(ECHO_MIN_BLOCK, len(mine) // 2)
+    if 2 * shorter / total < ECHO_SIMILARITY and shorter < block:
+        return False
+    shared = _shared_letters(mine, theirs)
+    if 2 * shared / total < ECHO_SIMILARITY and shared < block:
         return False
     matcher = SequenceMatcher(None, mine, theirs, autojunk=False)
     block = matcher.find_longest_match(0, len(mine), 0, len(theirs)).size
@@ -245,10 +289,13 @@ def is_near_copy(reply: str, earlier: str) -> bool:
     if not mine or not theirs:
         return False
     # a CJK character weighs two letters: 输了算我的 (the tail of the opening line) is a copy, 好的 is not
-    if min(letter_weight(mine), letter_weight(theirs)) >= 8 and (mine in theirs or theirs in mine):
+    if (mine in theirs or theirs in mine) and min(letter_weight(mine), letter_weight(theirs)) >= 8:
         return True
-    shared = sum((_letter_counts(mine) & _letter_counts(theirs)).values())
-    if 2 * shared / (len(mine) + len(theirs)) < ECHO_SIMILARITY:  # the ratio never exceeds this bound
+    # the ratio never exceeds 2 * shared letters / total, and they never exceed the shorter key
+    total = len(mine) + len(theirs)
+    if 2 * min(len(mine), len(theirs)) / total < ECHO_SIMILARITY:
+        return False
+    if 2 * _shared_letters(mine, theirs) / total < ECHO_SIMILARITY:
         return False
     return SequenceMatcher(None, mine, theirs, autojunk=False).ratio() >= ECHO_SIMILARITY
 
@@ -343,11 +390,10 @@ def check_character_reply(
     else:
         if word := next(filter(None, (find_label_word(c, language) for c in clauses)), None):
             found.append(Violation(code="bad_format", detail=f"label word {word!r} outside a tag"))
-    if detail := find_truncation(
-        _IMAGE_BLOCK.sub("", raw), clauses, rules.dangling(language), language, rules.heads(language)
-    ):
+    without_image = _IMAGE_BLOCK.sub("", raw)
+    if detail := find_truncation(without_image, clauses, rules.dangling(language), language, rules.heads(language)):
         found.append(Violation(code="truncated", detail=detail))
-    if repeated := find_self_repeat(_IMAGE_BLOCK.sub("", raw)):
+    if repeated := find_self_repeat(without_image):
         found.append(Violation(code="self_repeat", detail=repeated))
     if phrase := rules.find("meta_commentary", text):
         found.append(Violation(code="meta_commentary", detail=phrase))

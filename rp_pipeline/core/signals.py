@@ -6,6 +6,8 @@ turns them into reason codes for both speakers.
 from __future__ import annotations
 
 import itertools
+import re
+from functools import lru_cache
 
 import regex
 
@@ -13,6 +15,16 @@ from rp_pipeline.core.languages import scripts_of
 from rp_pipeline.core.lexicon import UNKNOWN_WORD
 from rp_pipeline.core.lexicon import lexicon as lexicon_of
 from rp_pipeline.core.models import EMOTIONS
+
+# Python's `re` counts as \w exactly what str.isalnum() accepts, and "_" (tests check every code
+# point): one substitution instead of a generator over the characters. `regex` differs (marks).
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+def alnum_only(text: str) -> str:
+    """The letters and digits of `text`, in order: what `ch.isalnum()` keeps."""
+    return _NOT_ALNUM.sub("", text)
+
 
 # --- speaker prefix (seed rule 1: no `角色名：` before a reply) ---------------------------
 
@@ -22,6 +34,7 @@ _NAME_SHAPED = regex.compile(
     r"(?:(?![我你他她它们的了是在吗呢吧啊])\p{Han}){2,4}|[\p{Katakana}\p{Hiragana}\p{Hangul}ー·・]{2,10}"
     r"|\p{Lu}[\p{L}'’.-]*(?:[ ]\p{Lu}[\p{L}'’.-]*){0,2}"
 )
+_HAN_NAME = regex.compile(r"\p{Han}{3,4}")
 _PREFIX = regex.compile(r"^\s*(?P<name>[^\s:：<>]{1,20}(?:[ ][^\s:：<>]{1,20}){0,2})\s*[:：]\s*(?=\S)")
 # Who a transcript names before a line: never a character's own words, whatever follows.
 ROLE_WORDS = frozenset(
@@ -36,7 +49,7 @@ def _name_forms(name: str) -> set[str]:
     """A name and the parts a reply may use alone: "Mia Chen" -> Mia, Chen; 林小满 -> 小满."""
     name = name.strip().casefold()
     forms = {name, *name.split()}
-    if regex.fullmatch(r"\p{Han}{3,4}", name):
+    if _HAN_NAME.fullmatch(name):
         forms.add(name[1:])  # the given name without a one-character surname
     return {f for f in forms if f}
 
@@ -99,6 +112,10 @@ _REPEATED_UNIT = regex.compile(rf"(.{{1,3}}?)\1{{{DEGENERATE_MIN_REPEATS - 1},}}
 _REPEATED_LONG_UNIT = regex.compile(r"(\w{4,6}?)\1{3,}")
 _KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 KEYBOARD_RUN = 5  # five neighbouring keys in a row: "asdfg", "hjkl;" is one short of it
+# Every run of KEYBOARD_RUN neighbouring keys: a word is mash when one of its slices is one.
+_KEYBOARD_RUNS = frozenset(r[i : i + KEYBOARD_RUN] for r in _KEYBOARD_ROWS for i in range(len(r) - KEYBOARD_RUN + 1))
+_ASCII_WORD = regex.compile(r"[a-z0-9]+")
+_VOWEL = regex.compile("[aeiouy]")
 NO_VOWEL_WORD = 7  # "sdfghjk": seven Latin letters without a vowel is no word
 
 
@@ -107,20 +124,19 @@ def find_degenerate(text: str) -> str | None:
 
     Laughter and emphasis ("哈哈哈哈", "nooooo") stay under the run length; a longer unit
     repeated inside one word ("asdfasdfasdfasdf") counts too."""
-    letters = "".join(ch for ch in text.casefold() if ch.isalnum())
+    folded = text.casefold()
+    letters = alnum_only(folded)
     for match in _REPEATED_UNIT.finditer(letters):
         if len(match.group(0)) >= DEGENERATE_RUN_CHARS:
             return f"{match.group(1)!r} repeated {len(match.group(0)) // len(match.group(1))} times"
-    for word in text.casefold().split():
+    for word in folded.split():
         match = _REPEATED_LONG_UNIT.search(word)
         if match and len(match.group(0)) >= DEGENERATE_RUN_CHARS:
             return f"{match.group(1)!r} repeated {len(match.group(0)) // len(match.group(1))} times"
-    for word in regex.findall(r"[a-z0-9]+", text.casefold()):
-        for row in _KEYBOARD_ROWS:
-            for start in range(len(row) - KEYBOARD_RUN + 1):
-                if row[start : start + KEYBOARD_RUN] in word:
-                    return f"keyboard mash {word!r}"
-        if len(word) >= NO_VOWEL_WORD and word.isalpha() and not regex.search("[aeiouy]", word):
+    for word in _ASCII_WORD.findall(folded):
+        if any(word[i : i + KEYBOARD_RUN] in _KEYBOARD_RUNS for i in range(len(word) - KEYBOARD_RUN + 1)):
+            return f"keyboard mash {word!r}"
+        if len(word) >= NO_VOWEL_WORD and word.isalpha() and not _VOWEL.search(word):
             return f"keyboard mash {word!r}"
     return None
 
@@ -141,6 +157,8 @@ _STRUCTURE = (
     ("url", regex.compile(r"\bhttps?://\S+|\bwww\.[\w-]+\.\w+")),
     ("table", regex.compile(r"(?m)^\s*\|.*\|.*\|\s*$")),
 )
+# What every structure above needs (a mark, a "1", "://" or "www."): most turns hold none.
+_STRUCTURE_MARK = regex.compile(r"[`~#\-*•·1_\[|]|://|www\.")
 
 
 def find_structure(raw: str) -> str | None:
@@ -148,6 +166,8 @@ def find_structure(raw: str) -> str | None:
     link, URL, table): an assistant's answer, never how a person chats. Kaomoji, `[委屈]`
     stickers and "1 cup" are not lists. A clause tag counts as a line break, so a list whose
     items are clauses (「以下の手順で…<emotion>…</emotion>1. テーマを決める」) is still a list."""
+    if not _STRUCTURE_MARK.search(raw):
+        return None
     text = _CLAUSE_TAG.sub("\n", raw) if "<" in raw else raw
     for name, pattern in _STRUCTURE:
         if pattern.search(text):
@@ -178,6 +198,10 @@ def _korean_stem(clause: str) -> bool:
 
 
 _SENTENCE_BREAK = regex.compile(r"[.!?。！？]+")
+_SET_OFF = regex.compile(r"[,!?;:…]\s*$")  # a comma or mark, then the last word
+_LETTERS = regex.compile(r"\p{L}+")
+_THREE_LETTERS_AT_END = regex.compile(r"\p{L}{3}$")
+_LOWERCASE = regex.compile(r"\p{Ll}")
 
 
 def _cut_last_word(clause: str, language: str) -> str | None:
@@ -202,7 +226,7 @@ def _cut_last_word(clause: str, language: str) -> str | None:
     if capitalized or (word.isupper() and len(word) > 1) or _LAUGHTER.search(word.casefold()):
         return None
     before = clause[: match.start()]
-    if len(word) <= 2 and regex.search(r"[,!?;:…]\s*$", before):
+    if len(word) <= 2 and _SET_OFF.search(before):
         return None  # set off by a comma, a short word is an interjection or a name: "You wish, ha", "Ven, ma"
     after_hyphen = before.endswith("-")
     if lexicon.looks_cut(word.casefold().replace("’", "'"), after_hyphen=after_hyphen):
@@ -218,7 +242,7 @@ def _split_word(before: str, after: str, language: str | None) -> bool:
     if lexicon is None:
         return True
     head = _FINAL_WORD.search(before.rstrip())
-    tail = regex.match(r"\p{L}+", after)
+    tail = _LETTERS.match(after)
     if not head or not tail:
         return True
     left = head.group(1).casefold()
@@ -247,7 +271,7 @@ def find_truncation(
         return f"ends inside a tag: {match.group(0)[-20:]!r}"
     parts = _EMOTION_TAG.split(text)
     for before, after in itertools.pairwise(parts):
-        cut = regex.search(r"\p{L}{3}$", before) and regex.match(r"\p{Ll}", after)
+        cut = _THREE_LETTERS_AT_END.search(before) and _LOWERCASE.match(after)
         if cut and len(before.strip()) >= SPLIT_MIN_CLAUSE and _split_word(before, after, language):
             return f"word split across a tag: {before.split()[-1]}|{after.split()[0]}"
     for clause in clauses:
@@ -278,10 +302,13 @@ SELF_REPEAT_SIMILARITY = 0.8
 
 
 _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+_REPEATED_RUN = regex.compile(r"(.{5,}?)\1")
 
 
+@lru_cache(maxsize=8192)
 def letter_weight(key: str) -> int:
-    """Letters, a CJK character counting as two (it carries about a word)."""
+    """Letters, a CJK character counting as two (it carries about a word). Cached: echo and
+    loop checks weigh the same reply against every other one."""
     return len(key) + len(_CJK.findall(key))
 
 
@@ -300,21 +327,21 @@ def find_self_repeat(visible: str) -> str | None:
     generation, shorter), or a run of letters repeated back to back ("今天天气真好今天天气真好");
     short interjections inside a clause ("哈哈！哈哈！", "No, no") and laughter are emphasis and
     stay. `visible` is the reply with its tags."""
-    clauses = [(c.strip(), "".join(ch for ch in c.casefold() if ch.isalnum())) for c in _EMOTION_TAG.split(visible)]
+    clauses = [(c.strip(), alnum_only(c.casefold())) for c in _EMOTION_TAG.split(visible)]
     for (_, before), (text, after) in itertools.pairwise(clauses):
         if before == after and letter_weight(before) >= SELF_REPEAT_CLAUSE_WEIGHT and len(set(before)) > 2:
             return text[:40]
     keys = []
     for piece in _CLAUSE_BREAK.split(visible):
-        key = "".join(ch for ch in piece.casefold() if ch.isalnum())
+        key = alnum_only(piece.casefold())
         if letter_weight(key) >= SELF_REPEAT_WEIGHT:
             keys.append((key, piece.strip()))
     for j, (key, piece) in enumerate(keys):
         for earlier, _ in keys[:j]:
             if key == earlier or _bigram_similarity(key, earlier) >= SELF_REPEAT_SIMILARITY:
                 return piece[:40]
-    letters = "".join(ch for ch in _CLAUSE_BREAK.sub("", visible).casefold() if ch.isalnum())
-    for match in regex.finditer(r"(.{5,}?)\1", letters):
+    letters = alnum_only(_CLAUSE_BREAK.sub("", visible).casefold())
+    for match in _REPEATED_RUN.finditer(letters):
         if letter_weight(match.group(1)) >= SELF_REPEAT_WEIGHT and len(set(match.group(1))) > 2:
             return match.group(1)[:40]
     return None

@@ -9,6 +9,7 @@ Chinese and Japanese have no spaces, so word shingles would make every CJK reply
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 
 from rp_pipeline.core.cleaning.models import ChatRow, CleaningConfig, TurnReport
@@ -21,9 +22,12 @@ SCHEME = "affine32"  # datasketch 2.x default; signatures built from shared perm
 CJK_SHINGLE, ALPHABET_SHINGLE = 3, 5  # about one word either way
 
 
+_CJK = re.compile("[\u3040-\u9fff\uac00-\ud7af]")  # ideographs, kana, hangul
+
+
 def shingles(text: str) -> set[str]:
     """Character n-grams; n is 3 when most letters are CJK ideographs/kana/hangul, else 5."""
-    cjk = sum("\u3040" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" for ch in text)
+    cjk = len(_CJK.findall(text))
     n = CJK_SHINGLE if cjk * 2 >= len(text) else ALPHABET_SHINGLE
     return {text[i : i + n] for i in range(max(len(text) - n + 1, 1))} if text else set()
 

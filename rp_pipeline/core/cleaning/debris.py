@@ -44,6 +44,13 @@ _PAIRS = {
     "『": "『",
 }
 _OPENERS = set("(（[【{「『")
+# Every character one of the removals above starts from: a piece without any has no debris (most
+# replies), so it skips protecting kaomoji and running the removals. \x00 is in it because the
+# slow path uses it for placeholders.
+_DEBRIS_CHAR = regex.compile(
+    r"[~<&*_`#@%^|\\/=\p{S}\p{Extended_Pictographic}\p{Co}\p{Cs}\uFFFD\u200B-\u200D\u2060\uFEFF"
+    r"\x00-\x08\x0B-\x1F\x7F-\x9F()（）\[\]【】{}「」『』]"
+)
 _PLACEHOLDER = regex.compile(r"\x00(\d+)\x00")
 _SPACES = regex.compile(r"[ \t]{2,}")
 MIN_SYMBOL_KINDS = 3  # "!!!" or "★☆★" is emphasis; "#$%@" is debris
@@ -65,6 +72,8 @@ def _unmatched_brackets(text: str) -> list[int]:
 
 
 def _clean_piece(text: str, kinds: list[str]) -> str:
+    if not _DEBRIS_CHAR.search(text):
+        return text
     protected: list[str] = []
 
     def protect(match: re.Match[str] | regex.Match[str]) -> str:

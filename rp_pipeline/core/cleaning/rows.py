@@ -67,7 +67,8 @@ def clean_row(
             previous_user_turns=() if assistant else tuple(users),
         )
         content, found = run_filters(context)
-        messages[index] = Message(role=message.role, content=content)
+        if content != message.content:
+            messages[index] = Message(role=message.role, content=content)
         if assistant:
             replies.append(content)
             last_character = content

@@ -1,7 +1,12 @@
 from __future__ import annotations
 
-import pytest
+import re
+import sys
 
+import pytest
+import regex
+
+from rp_pipeline.core.cleaning import debris, pii
 from rp_pipeline.core.cleaning.debris import strip_debris
 from rp_pipeline.core.cleaning.pii import MASK, looks_like_cn_id, scrub_pii, valid_cn_id
 
@@ -74,3 +79,45 @@ def test_kaomoji_emphasis_and_single_emoji_are_not_debris(raw):
 )
 def test_debris_is_removed_and_tags_kept(raw, cleaned, kind):
     assert strip_debris(raw) == (cleaned, [kind])
+
+
+EVERY_CHARACTER = "".join(map(chr, range(sys.maxunicode + 1)))
+
+
+@pytest.mark.parametrize(
+    "raw, kind",
+    [
+        ("a\x07b", "garbage"),  # a control character
+        ("a\ue000b", "garbage"),  # private use
+        ("a\u2060b", "garbage"),
+        ("a<br>b", "html_tag"),
+        ("a~~b~~c", "strikethrough"),
+        ("a`b`c", "markdown"),
+        ("a±×÷b", "symbols"),
+        ("a🀄🀄🀄🀄b", "emoji_spam"),
+        ("a「b", "unbalanced_bracket"),
+    ],
+)
+def test_debris_of_every_kind_passes_the_screen(raw, kind):
+    assert kind in strip_debris(raw)[1]
+
+
+def test_a_piece_without_any_screened_character_holds_no_debris(monkeypatch):
+    """Every code point the debris screen lets pass, four times over (emoji spam needs four),
+    run through the removals themselves: nothing is removed."""
+    unscreened = "".join(ch * 4 for ch in EVERY_CHARACTER if not debris._DEBRIS_CHAR.search(ch))
+    monkeypatch.setattr(debris, "_DEBRIS_CHAR", regex.compile(""))  # the slow path for every piece
+    for start in range(0, len(unscreened), 40_000):
+        chunk = unscreened[start : start + 40_000]
+        assert strip_debris(chunk) == (chunk, [])
+
+
+def test_a_text_without_a_digit_an_at_or_a_password_word_holds_no_pii(monkeypatch):
+    """Every code point the PII screen lets pass, in runs, run through the patterns: none found."""
+    unscreened = "".join(ch for ch in EVERY_CHARACTER if not pii._HINT.search(ch))
+    monkeypatch.setattr(pii, "_HINT", re.compile(""))
+    for start in range(0, len(unscreened), 40_000):
+        chunk = unscreened[start : start + 40_000]
+        assert scrub_pii(chunk) == (chunk, [])
+        assert scrub_pii(" ".join(chunk[i : i + 12] for i in range(0, 1200, 12)))[1] == []
+    assert pii._HINT.search("my PassWord is x") and pii._HINT.search("密码") and pii._HINT.search("٣")
