@@ -5,7 +5,7 @@ PY      := .venv/bin/python
 PIP     := .venv/bin/pip --disable-pip-version-check
 STAMP   := .venv/.installed
 
-.PHONY: demo test test-slow lint ui validate lock clean-data
+.PHONY: demo test test-slow lint ui validate bench lock clean-data
 
 $(PY):
 	python3 -m venv .venv
@@ -41,6 +41,11 @@ lint: $(STAMP)-dev
 
 validate: $(STAMP)-dev
 	.venv/bin/dagster definitions validate -w workspace.yaml
+
+# Every speed benchmark in quick mode, one after another (about 5 minutes on 2 cores), into
+# benchmarks/RESULTS.md with the machine and date. Exits 1 only when a benchmark fails to run.
+bench: $(STAMP)-dev
+	$(PY) benchmarks/run_all.py
 
 ui: $(STAMP)-dev
 	home=$${DAGSTER_HOME:-$(CURDIR)/data/dagster_home}; mkdir -p $$home; \

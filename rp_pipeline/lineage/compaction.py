@@ -15,7 +15,10 @@ Compaction rewrites the small segments of one directory into a single file:
 - the merged file lists its sources in its Parquet metadata, so sources left behind by
   a crash between rename and delete are removed by the next compaction;
 - it is named after its newest source (`<newest>_c.parquet`), so segment-name order,
-  the tie-breaker for equal timestamps, still follows write order.
+  the tie-breaker for equal timestamps, still follows write order;
+- event rows are sorted by `row_id` (stably: rows of one id keep their write order, the
+  tie-breaker within a file) in small row groups, so a lookup of a few ids reads one row
+  group per file instead of the file: `LineageStore.trace` walks a 10M-event store that way.
 
 A query whose file list included a source that compaction then deleted fails with an
 IO error; `LineageStore` queries retry once the directory has settled.
@@ -25,10 +28,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -46,6 +51,16 @@ MERGED_SUFFIX = "_c.parquet"
 #: rewriting everything.
 MAX_SEGMENT_BYTES = 64 * 1024 * 1024
 _ROW_GROUP_ROWS = 128 * 1024
+#: Row groups of a file sorted for lookups: a lookup decodes one; smaller ones would grow
+#: the footer every query parses.
+SORTED_ROW_GROUP_ROWS = 16 * 1024
+#: A row with more list values than this (a corpus version lists every corpus row) gets a
+#: row group of its own: a lookup of any other id in its group would decode the whole list.
+HEAVY_ROW_VALUES = 4096
+_HEAVY = "_rp_heavy_row"  # the merge query's mark for such rows
+#: The sort runs in DuckDB, which spills past this instead of holding a 64 MB segment's
+#: rows (about ten times that in memory) inside whichever pipeline step compacts.
+_SORT_MEMORY = "1GB"
 
 
 def segment_files(directory: Path) -> list[Path]:
@@ -87,9 +102,16 @@ def _finish_interrupted(directory: Path) -> None:
             (directory / name).unlink(missing_ok=True)
 
 
-def compact_directory(directory: Path, schema: pa.Schema, lock_path: Path, max_bytes: int = MAX_SEGMENT_BYTES) -> int:
-    """Merge the small segments of `directory`; returns how many files were merged
-    (0 when fewer than two qualify or another process is compacting)."""
+def compact_directory(
+    directory: Path,
+    schema: pa.Schema,
+    lock_path: Path,
+    max_bytes: int = MAX_SEGMENT_BYTES,
+    sort_by: str | None = None,
+) -> int:
+    """Merge the small segments of `directory`, rows sorted by the column `sort_by` if
+    given; returns how many files were merged (0 when fewer than two qualify or another
+    process is compacting)."""
     with _exclusive(lock_path) as mine:
         if not mine:
             return 0
@@ -106,24 +128,65 @@ def compact_directory(directory: Path, schema: pa.Schema, lock_path: Path, max_b
         target = directory / (sources[-1].name.removesuffix(".parquet") + MERGED_SUFFIX)
         while target.exists():  # never replace a file that is not one of the sources
             target = directory / (target.name.removesuffix(".parquet") + MERGED_SUFFIX)
-        _merge(sources, target, schema)
+        _merge(sources, target, schema, sort_by)
         for path in sources:
             path.unlink(missing_ok=True)
         return len(sources)
 
 
-def _merge(sources: list[Path], target: Path, schema: pa.Schema) -> None:
-    """Stream `sources` (in name order, rows in order) into `target` via temp + rename."""
+def _merge(sources: list[Path], target: Path, schema: pa.Schema, sort_by: str | None = None) -> None:
+    """Write the rows of `sources` into `target` via temp + rename: in source-name order,
+    rows in order, or sorted by the column `sort_by` with ties in that same order."""
     tagged = schema.with_metadata({SOURCES_KEY: json.dumps([p.name for p in sources]).encode()})
-    with atomic_path(target) as tmp, pq.ParquetWriter(tmp, tagged, compression="zstd") as writer:
-        pending: list[pa.Table] = []
-        rows = 0
-        for path in sources:
-            table = pq.ParquetFile(path).read().select(schema.names).cast(schema)
-            pending.append(table)
-            rows += table.num_rows
-            if rows >= _ROW_GROUP_ROWS:
-                writer.write_table(pa.concat_tables(pending), row_group_size=_ROW_GROUP_ROWS)
-                pending, rows = [], 0
-        if pending:
-            writer.write_table(pa.concat_tables(pending), row_group_size=_ROW_GROUP_ROWS)
+    # All sources sit in one directory, so the path orders files as their names do.
+    order = ", ".join([*([sort_by] if sort_by else []), "filename", "file_row_number"])
+    columns = ", ".join(f'"{name}"' for name in schema.names)
+    values = " + ".join(f'coalesce(len("{f.name}"), 0)' for f in schema if pa.types.is_list(f.type)) or "0"
+    group_rows = SORTED_ROW_GROUP_ROWS if sort_by else _ROW_GROUP_ROWS
+    with (
+        atomic_path(target) as tmp,
+        tempfile.TemporaryDirectory(prefix="rp-lineage-sort-") as spill,
+        duckdb.connect(":memory:") as con,
+        pq.ParquetWriter(tmp, tagged, compression="zstd") as writer,
+    ):
+        con.execute(f"SET memory_limit = '{_SORT_MEMORY}'")
+        con.execute("SET temp_directory = '" + spill.replace("'", "''") + "'")
+        con.execute("SET TimeZone = 'UTC'")
+        query = con.sql(
+            f"SELECT {columns}, {values} > {HEAVY_ROW_VALUES} AS {_HEAVY} "
+            f"FROM read_parquet($files, filename = true, file_row_number = true) ORDER BY {order}",
+            params={"files": [str(p) for p in sources]},
+        )
+        if query is None:  # a SELECT always gives a relation
+            raise AssertionError("no relation for the merge query")
+        batches = query.to_arrow_reader(group_rows)
+        _write_groups(writer, (pa.Table.from_batches([b]) for b in batches), schema, group_rows)
+
+
+def _write_groups(writer: pq.ParquetWriter, tables: Iterable[pa.Table], schema: pa.Schema, group_rows: int) -> None:
+    """Write `tables` (`schema`'s columns and a boolean `_HEAVY`), in order, as row groups of
+    `group_rows` rows, except that each row marked heavy is a row group alone."""
+    pending: list[pa.Table] = []
+    rows = 0
+
+    def flush(everything: bool) -> None:
+        nonlocal pending, rows
+        if not rows or (rows < group_rows and not everything):
+            return
+        table = pa.concat_tables(pending)
+        cut = rows if everything else rows - rows % group_rows
+        writer.write_table(table.slice(0, cut), row_group_size=group_rows)
+        pending, rows = [table.slice(cut)], rows - cut
+
+    for marked in tables:
+        heavy = [i for i, flag in enumerate(marked.column(_HEAVY).to_pylist()) if flag]
+        table = marked.drop_columns([_HEAVY]).cast(schema)
+        start = 0
+        for cut in [*heavy, table.num_rows]:
+            pending.append(table.slice(start, cut - start))
+            rows += cut - start
+            flush(everything=cut < table.num_rows)
+            if cut < table.num_rows:
+                writer.write_table(table.slice(cut, 1))
+            start = cut + 1
+    flush(everything=True)

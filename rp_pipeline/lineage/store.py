@@ -17,7 +17,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,12 +30,24 @@ from pydantic import BaseModel
 from rp_pipeline.core.atomic import atomic_path
 from rp_pipeline.lineage.compaction import compact_directory, segment_files
 from rp_pipeline.lineage.models import LineageEvent, LLMCall
-from rp_pipeline.lineage.schema import KINDS, SCHEMA_FILE, arrow_schema, view_statements
+from rp_pipeline.lineage.schema import (
+    KINDS,
+    SCHEMA_FILE,
+    SORT_BY,
+    VIEWS,
+    arrow_schema,
+    superseded_sql,
+    view_statements,
+)
 
 log = logging.getLogger(__name__)
 
 #: Safety net on walk length in addition to the visited-set check; real chains are ~10.
 MAX_DEPTH = 256
+#: A trace looks ids up level by level while a level has at most this many (a corpus row's
+#: ancestors: 1-3 per level); past it, e.g. tracing a checkpoint through its corpus
+#: version's every row, it walks the whole store in one query instead.
+LOOKUP_LIMIT = 32
 
 CHECKPOINT_ASSETS = ("sft_checkpoint", "dpo_checkpoint", "quantized_model")
 
@@ -75,8 +87,7 @@ def _walk_sql(start_sql: str, direction: str) -> str:
         reached = "l.row_id"
     return f"""
         WITH RECURSIVE
-        stale AS MATERIALIZED (SELECT segment, seq FROM superseded),
-        current AS (SELECT e.* FROM events e ANTI JOIN stale s ON s.segment = e.segment AND s.seq = e.seq),
+        {_current_sql("events")},
         links AS MATERIALIZED (SELECT row_id, unnest(parent_ids) AS parent_id FROM current),
         walk(row_id, depth) USING KEY (row_id) AS (
             SELECT DISTINCT row_id, 0 FROM ({start_sql})
@@ -85,20 +96,70 @@ def _walk_sql(start_sql: str, direction: str) -> str:
             WHERE w.depth < {MAX_DEPTH}
               AND NOT EXISTS (SELECT 1 FROM recurring.walk r WHERE r.row_id = {reached})),
         found AS MATERIALIZED (SELECT row_id, depth FROM walk),
-        detail AS (SELECT c.* FROM current c SEMI JOIN found f ON f.row_id = c.row_id)
-        SELECT f.depth, d.asset, d.partition, f.row_id, coalesce(d.parent_ids, []) AS parent_ids,
-               coalesce(d.kind, 'missing') AS kind, d.reason, d.detail, d.model, d.code_version,
-               d.run_id, {_JSON_ATTRS}, {_UTC_TS}
-        FROM found f LEFT JOIN detail d ON d.row_id = f.row_id
-        ORDER BY f.depth, d.asset NULLS LAST, f.row_id
+        {_DETAIL_SQL}
     """
 
 
-# Python conversion of MAP and TIMESTAMPTZ values is the slowest part of returning a
-# 50k-row trace; JSON text and naive-UTC timestamps convert several times faster and
-# are turned back into dict / aware datetime in `_fetch_dicts`.
-_JSON_ATTRS = "coalesce(to_json(d.attrs), '{}') AS attrs"
-_UTC_TS = "d.ts::TIMESTAMP AS ts"
+def _current_sql(source: str) -> str:
+    """CTEs `stale` and `current`: the events of `source` no newer emission replaced."""
+    return f"""stale AS MATERIALIZED (SELECT segment, seq FROM ({superseded_sql(source)})),
+        current AS (SELECT e.* FROM {source} e ANTI JOIN stale s ON s.segment = e.segment AND s.seq = e.seq)"""
+
+
+#: The end of a walk: every current event of each row id in `found` (row_id, depth), or one
+#: row of kind 'missing' for an id nobody emitted, nearest first (segment and position last,
+#: so several events of one row keep the order they were written in).
+#: Python conversion of MAP and TIMESTAMPTZ values is the slowest part of returning a
+#: 50k-row trace; JSON text and naive-UTC timestamps convert several times faster and
+#: are turned back into dict / aware datetime in `_fetch_dicts`.
+_DETAIL_SQL = """detail AS (SELECT c.* FROM current c SEMI JOIN found f ON f.row_id = c.row_id)
+        SELECT f.depth, d.asset, d.partition, f.row_id, coalesce(d.parent_ids, []) AS parent_ids,
+               coalesce(d.kind, 'missing') AS kind, d.reason, d.detail, d.model, d.code_version,
+               d.run_id, coalesce(to_json(d.attrs), '{}') AS attrs, d.ts::TIMESTAMP AS ts
+        FROM found f LEFT JOIN detail d ON d.row_id = f.row_id
+        ORDER BY f.depth, d.asset NULLS LAST, f.row_id, d.segment, d.seq"""
+
+
+def _trace_by_lookup(con: duckdb.DuckDBPyConnection, row_id: str) -> list[dict[str, Any]] | None:
+    """`trace` by reading only the events of the ids it reaches; None when a level of the
+    walk names more than LOOKUP_LIMIT ids (then one scan of the whole store is cheaper).
+
+    Compaction sorts events by row id into small row groups, so looking a few ids up reads
+    one row group per file; the whole-store walk of `_walk_sql` first works out every
+    superseded emission in the store, seconds at millions of events. The answer is the
+    same: whether an event is superseded depends only on the events of its own row id,
+    all of which a lookup fetches. The lookups follow every parent, current or not (one
+    query per level); the walk proper, breadth-first over current links only so each id
+    gets its shortest distance, runs on what they fetched, a superset of what it reaches.
+    """
+    con.execute("CREATE TEMP TABLE hits AS SELECT * FROM events WHERE false")
+    seen, level = {row_id}, [row_id]
+    for _ in range(MAX_DEPTH + 1):
+        if len(level) > LOOKUP_LIMIT:
+            return None
+        fetched = con.execute(
+            "INSERT INTO hits SELECT * FROM events WHERE list_contains($ids, row_id) RETURNING parent_ids",
+            {"ids": level},
+        ).fetchall()
+        level = list({p for (parents,) in fetched for p in parents} - seen)
+        seen.update(level)
+        if not level:
+            break
+    links: dict[str, set[str]] = {}
+    for child, parents in con.execute(f"WITH {_current_sql('hits')} SELECT row_id, parent_ids FROM current").fetchall():
+        links.setdefault(child, set()).update(parents)
+    depth_of, level = {row_id: 0}, [row_id]
+    for depth in range(1, MAX_DEPTH + 1):
+        level = list(dict.fromkeys(p for child in level for p in links.get(child, ()) if p not in depth_of))
+        if not level:
+            break
+        depth_of.update(dict.fromkeys(level, depth))
+    con.execute("CREATE TEMP TABLE found (row_id VARCHAR, depth INTEGER)")
+    con.execute(
+        "INSERT INTO found SELECT unnest($ids), unnest($depths)",
+        {"ids": list(depth_of), "depths": list(depth_of.values())},
+    )
+    return _fetch_dicts(con.execute(f"WITH {_current_sql('hits')}, {_DETAIL_SQL}"))
 
 
 class LineageStore:
@@ -135,7 +196,12 @@ class LineageStore:
         directory = self.root / kind
         directory.mkdir(parents=True, exist_ok=True)
         self._ensure_schema_file(kind)
-        table = pa.Table.from_pylist([r.model_dump() for r in records], schema=arrow_schema(kind))
+        schema = arrow_schema(kind)
+        # Column by column from the validated fields: a model_dump() dict per record costs
+        # more than the rest of the write at millions of events.
+        table = pa.Table.from_pydict(
+            {name: [getattr(r, name) for r in records] for name in schema.names}, schema=schema
+        )
         final = directory / f"{_uuid7()}.parquet"
         # The temp name does not end in .parquet, so readers' globs never match it.
         self._atomic_write(table, final)
@@ -175,7 +241,9 @@ class LineageStore:
         compaction makes this one a no-op.
         """
         lock = self.root / ".compact.lock"
-        return sum(compact_directory(self.root / kind, arrow_schema(kind), lock) for kind in KINDS)
+        return sum(
+            compact_directory(self.root / kind, arrow_schema(kind), lock, sort_by=SORT_BY[kind]) for kind in KINDS
+        )
 
     def export_db(self) -> Path:
         """Write `lineage.duckdb`: views over the absolute segment globs, no data.
@@ -209,31 +277,35 @@ class LineageStore:
 
     # --- reading -------------------------------------------------------------------
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
+    def connect(self, views: Collection[str] = VIEWS) -> duckdb.DuckDBPyConnection:
         """In-memory DuckDB with views `events`, `calls`, `latest_events`, `edges` (and
-        `superseded`: the emissions a newer one of the same asset and row replaced).
+        `superseded`: the emissions a newer one of the same asset and row replaced), or
+        only `views` of them (each binds the segment globs, a visible cost per query).
 
         In-memory, so no reader ever holds a file lock a writer could trip on. Kinds with
         no segment yet get empty views with the right columns.
         """
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone = 'UTC'")
+        # Binding the views and each scan would parse every segment's footer again (the
+        # sorted files of a 10M-event store hold about 1 MB of them); segments never change.
+        con.execute("SET parquet_metadata_cache = true")
         present = {kind: any((self.root / kind).glob("*.parquet")) for kind in KINDS}
         try:
-            for statement in view_statements(self.root, present):
+            for statement in view_statements(self.root, present, views):
                 con.execute(statement)
         except BaseException:
             con.close()
             raise
         return con
 
-    def _read(self, body: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """Run `body` on a fresh connection, retrying when a segment listed at bind time
-        was merged away by a concurrent compaction before the scan opened it."""
+    def _read(self, body: Callable[[duckdb.DuckDBPyConnection], T], views: Collection[str] = VIEWS) -> T:
+        """Run `body` on a fresh connection (with `views`), retrying when a segment listed
+        at bind time was merged away by a concurrent compaction before the scan opened it."""
         for attempt in range(_READ_ATTEMPTS):
             try:
                 # connect() binds the views, which already lists the segment files
-                with contextlib.closing(self.connect()) as con:
+                with contextlib.closing(self.connect(views)) as con:
                     return body(con)
             except duckdb.IOException:
                 if attempt == _READ_ATTEMPTS - 1:
@@ -253,7 +325,14 @@ class LineageStore:
         run_id, attrs, ts. A row id emitted by several assets appears once per asset.
         Raises KeyError when no event has this row_id.
         """
-        rows = self._query(_walk_sql("SELECT $row_id AS row_id", "up"), {"row_id": row_id})
+
+        def body(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+            found = _trace_by_lookup(con, row_id)
+            if found is None:
+                found = _fetch_dicts(con.execute(_walk_sql("SELECT $row_id AS row_id", "up"), {"row_id": row_id}))
+            return found
+
+        rows = self._read(body, views=("events",))  # both walks read the segments alone
         if all(r["kind"] == "missing" for r in rows if r["depth"] == 0):
             raise KeyError(f"no lineage events for row_id {row_id!r} under {self.root}")
         return rows

@@ -4,14 +4,20 @@ checkpoint queries, costs, the exported DuckDB file, concurrent writers, and sca
 from __future__ import annotations
 
 import multiprocessing
+import random
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
+from rp_pipeline.lineage import compaction
+from rp_pipeline.lineage import store as store_module
+from rp_pipeline.lineage.compaction import segment_files
 from rp_pipeline.lineage.models import LineageEvent
+from rp_pipeline.lineage.schema import arrow_schema
 from rp_pipeline.lineage.store import LineageStore
 from rp_pipeline_tests.lineage.conftest import T0, event
 
@@ -368,6 +374,97 @@ def test_writers_that_auto_compact_concurrently_lose_nothing(tmp_path: Path) -> 
         total, distinct = con.execute("SELECT count(*), count(DISTINCT row_id) FROM events").fetchone()
     assert (total, distinct) == (2 * 20 * 30, 2 * 20 * 30)
     assert len(list((tmp_path / "events").glob("*.parquet"))) < 2 * 20
+
+
+def _tangled_history(lineage: LineageStore, seed: int) -> list[str]:
+    """60 rows over 5 assets in 12 segments, with what makes supersession and walks hard:
+    re-emissions by later (and by older, backfilled) runs with other parents, a run emitting
+    a row twice, exact duplicate copies, drops, ids emitted by two assets, parents nobody
+    emitted, and cycles. Returns every row id."""
+    rng = random.Random(seed)
+    ids = [f"r{i:02d}" for i in range(60)]
+    assets = ["seed_samples", "topic_keywords", "dialogues", "cleaned_dialogues", "training_corpus"]
+    written: list[LineageEvent] = []
+    for segment in range(12):
+        run, ts = f"run-{segment % 4}", T0 + timedelta(minutes=rng.choice([0, 1, 2, segment]))
+        batch = []
+        for _ in range(rng.randint(5, 15)):
+            if written and rng.random() < 0.1:  # an exact copy of an earlier event
+                batch.append(rng.choice(written))
+                continue
+            row = rng.choice(ids)
+            parents = rng.sample([*ids, "never-emitted"], rng.randint(0, 3))
+            if rng.random() < 0.2:
+                batch.append(event(rng.choice(assets), None, row, [], run, ts, kind="drop", reason="bad_format"))
+            else:
+                batch.append(event(rng.choice(assets), "p", row, parents, run, ts, model=f"m{segment}"))
+        written += batch
+        lineage.write_events(batch)
+    return ids
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_trace_by_lookup_answers_as_the_whole_store_walk(tmp_path: Path, seed: int, monkeypatch) -> None:
+    """`trace` walks by row-id lookups; forced onto the one-query walk over the whole store
+    (LOOKUP_LIMIT 0), it must give the same rows in the same order, before and after
+    compaction sorts the segments by row id."""
+    lineage = LineageStore(tmp_path, compact_at=None)
+    ids = [i for i in _tangled_history(lineage, seed) if _emitted(lineage, i)]  # trace raises for the others
+
+    def both() -> tuple[list, list]:
+        by_lookup = [lineage.trace(i) for i in ids]
+        with monkeypatch.context() as patched:
+            patched.setattr(store_module, "LOOKUP_LIMIT", 0)
+            whole = [lineage.trace(i) for i in ids]
+        return by_lookup, whole
+
+    by_lookup, whole = both()
+    assert by_lookup == whole
+    assert max(len(rows) for rows in whole) > 10 and any(r["kind"] == "missing" for rows in whole for r in rows)
+    assert lineage.compact() == 12
+    assert both() == (whole, whole)
+
+
+def _emitted(lineage: LineageStore, row_id: str) -> bool:
+    with lineage.connect() as con:
+        found = con.execute("SELECT count(*) FROM events WHERE row_id = $r", {"r": row_id}).fetchone()
+    return found is not None and found[0] > 0
+
+
+def test_compaction_sorts_events_by_row_id_keeping_write_order_within_an_id(tmp_path: Path) -> None:
+    lineage = LineageStore(tmp_path, compact_at=None)
+    lineage.write_events([event("a", None, "b", [], "run-1"), event("a", None, "a", [], "run-1")])
+    lineage.write_events([event("a", None, "b", [], "run-2"), event("a", None, "c", [], "run-2")])
+
+    lineage.compact()
+
+    (merged,) = segment_files(tmp_path / "events")
+    rows = pq.read_table(merged).to_pylist()
+    assert [(r["row_id"], r["run_id"]) for r in rows] == [
+        ("a", "run-1"),
+        ("b", "run-1"),
+        ("b", "run-2"),
+        ("c", "run-2"),
+    ]
+    assert pq.read_schema(merged).remove_metadata().equals(arrow_schema("events"))
+
+
+def test_sorted_row_groups_are_small_and_a_row_with_a_huge_parent_list_sits_alone(tmp_path: Path, monkeypatch) -> None:
+    """A lookup reads whole row groups: a corpus version listing a million corpus rows must
+    not share one with the ids around it."""
+    monkeypatch.setattr(compaction, "SORTED_ROW_GROUP_ROWS", 2)
+    monkeypatch.setattr(compaction, "HEAVY_ROW_VALUES", 3)
+    lineage = LineageStore(tmp_path, compact_at=None)
+    lineage.write_events([event("a", None, r, []) for r in ("e", "a", "b")])
+    lineage.write_events([event("a", None, "c", ["p1", "p2", "p3", "p4"]), event("a", None, "d", ["p1"])])
+
+    lineage.compact()
+
+    (merged,) = segment_files(tmp_path / "events")
+    groups = pq.ParquetFile(merged)
+    ids = [groups.read_row_group(i, columns=["row_id"]).column(0).to_pylist() for i in range(groups.num_row_groups)]
+    assert ids == [["a", "b"], ["c"], ["d", "e"]]
+    assert [r["row_id"] for r in lineage.trace("c")] == ["c", "p1", "p2", "p3", "p4"]
 
 
 # --- scale -------------------------------------------------------------------------
