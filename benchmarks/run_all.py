@@ -75,6 +75,16 @@ def _pii(headline: str) -> str | None:
     return "met" if recall >= 0.95 and precision >= 0.90 else "missed"
 
 
+def _persona_scale(headline: str) -> str | None:
+    """persona_scale.py's usable bounds: a sensor or automation tick under 30 s, the status query
+    under 10 s, the definitions load under 30 s."""
+    bounds = {"sensor tick": 30, "status query": 10, "definitions load": 30, "corpus automation tick": 30}
+    values = {name: _number(rf"{name} ([0-9.]+) s", headline) for name in bounds}
+    if any(v is None for v in values.values()):
+        return None
+    return "met" if all(values[name] < bound for name, bound in bounds.items()) else "missed"
+
+
 @dataclass(frozen=True)
 class Benchmark:
     """A script in `benchmarks/`, its quick-mode arguments, its goal and how to read its
@@ -103,6 +113,12 @@ BENCHMARKS = (
     Benchmark("incremental", ("--quick",), "0 LLM calls on a pure re-run", _no_calls_on_rerun),
     Benchmark("load_time", ("--quick",), "no heavy module imported (torch, litellm, ...)", _no_heavy_imports),
     Benchmark("pii_quality", (), "recall >= 0.95, precision >= 0.90", _pii),
+    Benchmark(
+        "persona_scale",
+        ("--quick",),
+        "sensor/automation tick < 30 s, status < 10 s, definitions < 30 s (500 personas; 5,000 in full mode)",
+        _persona_scale,
+    ),
 )
 
 
