@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -114,12 +114,19 @@ def compact_directory(directory: Path, schema: pa.Schema, lock_path: Path, max_b
 
 def _merge(sources: list[Path], target: Path, schema: pa.Schema) -> None:
     """Stream `sources` (in name order, rows in order) into `target` via temp + rename."""
-    tagged = schema.with_metadata({SOURCES_KEY: json.dumps([p.name for p in sources]).encode()})
-    with atomic_path(target) as tmp, pq.ParquetWriter(tmp, tagged, compression="zstd") as writer:
+    with atomic_path(target) as tmp:
+        write_merged([p.name for p in sources], (pq.ParquetFile(p).read() for p in sources), tmp, schema)
+
+
+def write_merged(names: list[str], tables: Iterable[pa.Table], out: Path, schema: pa.Schema) -> None:
+    """Write the sources' `tables` (read one at a time), rows in order, as one file whose
+    metadata lists the sources' `names`."""
+    tagged = schema.with_metadata({SOURCES_KEY: json.dumps(names).encode()})
+    with pq.ParquetWriter(out, tagged, compression="zstd") as writer:
         pending: list[pa.Table] = []
         rows = 0
-        for path in sources:
-            table = pq.ParquetFile(path).read().select(schema.names).cast(schema)
+        for read in tables:
+            table = read.select(schema.names).cast(schema)
             pending.append(table)
             rows += table.num_rows
             if rows >= _ROW_GROUP_ROWS:
