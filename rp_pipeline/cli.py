@@ -41,7 +41,7 @@ def clean_command(args: argparse.Namespace) -> int:
         config = load_profile(profile_path(args.profile, settings.assets_dir)).cleaning
     unfinished = {}
     if args.read_endings:
-        unfinished = read_endings(rows, settings.llm_config_path, settings.data_dir, config.ending_min_probability)
+        unfinished = read_endings(rows, settings.llm_config_path, settings.local_dir, config.ending_min_probability)
     result = clean_rows(rows, RuleSet.load(settings.assets_dir / "rules"), config, unfinished)
     kept, report = write_outputs(result, args.out)
     print(summary(result, rows_in=len(rows) + len(errors), invalid=len(errors)))
@@ -66,7 +66,7 @@ def calibrate_command(args: argparse.Namespace) -> int:
     cards = load_eval_cards(assets / "eval", RuleSet.load(assets / "rules"))
     items = load_calibration(assets / "eval" / "calibration", cards)
     config = load_llm_config(settings.llm_config_path)
-    with role_client(config, "judge", settings.data_dir) as client:
+    with role_client(config, "judge", settings.local_dir) as client:
         judge = client.routed_model("judge")
         print(f"judging {len(items)} calibration items in both orders with {judge}", file=sys.stderr)
         threshold = profile.evaluation.calibration_threshold

@@ -15,6 +15,7 @@ from pathlib import Path
 from unittest import mock
 
 from rp_pipeline.core.atomic import write_text_atomic
+from rp_pipeline.core.storage import Location
 from rp_pipeline.settings import Settings
 
 
@@ -62,7 +63,7 @@ def _alive(pid: int) -> bool:
 
 
 def run_demo(settings: Settings) -> int:
-    prepare_dagster_home(Path(os.environ.setdefault("DAGSTER_HOME", str(settings.data_dir / "dagster_home"))))
+    prepare_dagster_home(Path(os.environ.setdefault("DAGSTER_HOME", str(settings.local_dir / "dagster_home"))))
     from dagster import DagsterInstance
 
     from rp_pipeline.defs.build import build_definitions
@@ -81,7 +82,7 @@ def run_demo(settings: Settings) -> int:
         if names := load_llm_config(settings.llm_config_path).embedded_models:
             titles = ", ".join(EMBEDDED_MODELS[name].title for name in sorted(names))
             _say(f"assembling, verifying and serving the embedded models on 127.0.0.1 ({titles})")
-            bases = stack.enter_context(embedded_servers(names, settings.data_dir))
+            bases = stack.enter_context(embedded_servers(names, settings.local_dir))
             stack.enter_context(mock.patch.dict(os.environ, {API_BASES_ENV: json.dumps(bases)}))
         _say("prepare_job: seed variables -> samples -> topic keywords -> synthesized personas")
         result = defs.resolve_job_def("prepare_job").execute_in_process(
@@ -127,13 +128,13 @@ def _summary(settings: Settings, success: bool, failed: list[str], minutes: floa
     data = settings.data_dir
     corpus_dirs = sorted((data / "corpus").glob("corpus-*"), key=lambda p: p.stat().st_mtime)
 
-    def built(path: Path) -> str:
+    def built(path: Location) -> str:
         return str(path) if path.exists() else "(not built)"
 
     lines = [
         "",
         f"{'Done' if success and not failed else 'Finished with failures'} in {minutes:.1f} min.",
-        f"  scores (leaderboard):  {built(data / 'leaderboard.parquet')}",
+        f"  scores (leaderboard):  {built(settings.local_dir / 'leaderboard.parquet')}",
         f"  eval details:          {built(data / 'assets' / 'eval_scores.json')}",
         f"  corpus:                {corpus_dirs[-1] if corpus_dirs else '(not built)'}",
         f"  lineage DB (DuckDB):   {data / 'lineage' / 'lineage.duckdb'}",

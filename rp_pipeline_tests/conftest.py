@@ -5,11 +5,18 @@ No test reaches beyond 127.0.0.1 and no test downloads weights.
 
 from __future__ import annotations
 
+import importlib
 import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
+from fsspec.implementations.memory import MemoryFileSystem
+from fsspec.spec import AbstractFileSystem
+from upath import UPath
 
 from rp_pipeline.settings import REPO_ROOT, Settings
 from rp_pipeline_tests.fake_llm import FakeLLM
@@ -80,3 +87,38 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from rp_pipeline_tests.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+class InMemoryS3(MemoryFileSystem):
+    """fsspec's in-memory file system under the `s3://` scheme (its own store, key-like paths
+    without a leading slash, as s3fs has them), so UPath's S3Path and DuckDB's routing of
+    `s3://` globs are exercised without s3fs or a server."""
+
+    protocol = ("s3", "s3a")
+    root_marker = ""
+    store: ClassVar[dict] = {}
+    pseudo_dirs: ClassVar[list[str]] = [""]
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        return AbstractFileSystem._strip_protocol.__func__(cls, path).strip("/")  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=["memory", "s3"])
+def object_store(request, monkeypatch) -> Iterator[UPath]:
+    """A fresh bucket on an in-memory fsspec file system (`memory://`, or `s3://` served by
+    `InMemoryS3`), held to what an object store offers: there is no rename (S3's "move" is a
+    copy and a delete), so any attempt fails the test."""
+
+    def no_rename(self, path1, path2, *args, **kwargs):
+        raise AssertionError(f"renamed {path1} to {path2}: an object store has no rename")
+
+    for name in ("mv", "move", "rename"):
+        monkeypatch.setattr(MemoryFileSystem, name, no_rename)
+    if request.param == "s3":
+        # fsspec has no unregister: the registry dict itself is patched, and restored after
+        monkeypatch.setitem(importlib.import_module("fsspec.registry")._registry, "s3", InMemoryS3)
+    bucket = UPath(f"{request.param}://rp-test-{uuid.uuid4().hex[:12]}")
+    yield bucket
+    if bucket.fs.exists(bucket.path):
+        bucket.fs.rm(bucket.path, recursive=True)

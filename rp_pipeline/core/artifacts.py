@@ -15,13 +15,21 @@ from pydantic import Field, model_validator
 
 from rp_pipeline.core.judging import Calibration, PairwiseSummary, RubricVerdict
 from rp_pipeline.core.models import CorpusRow, Record
+from rp_pipeline.core.storage import Location, local_copy, location, published_files
 
 ROWS_FILE = "rows.jsonl"  # every corpus version's own rows, beside its exports
 
 
-def corpus_row_ids(corpus_dir: Path) -> list[str]:
+def _rows_lines(corpus_dir: Location) -> list[str]:
+    """The rows file's lines; on object storage only once the export was published whole
+    (FileNotFoundError, as for a missing version, while its upload is unfinished)."""
+    published_files(corpus_dir)
+    return (corpus_dir / ROWS_FILE).read_text(encoding="utf-8").splitlines()
+
+
+def corpus_row_ids(corpus_dir: Location) -> list[str]:
     """The row ids of the corpus version exported to `corpus_dir` (without validating each row)."""
-    return [json.loads(line)["id"] for line in (corpus_dir / ROWS_FILE).read_text(encoding="utf-8").splitlines()]
+    return [json.loads(line)["id"] for line in _rows_lines(corpus_dir)]
 
 
 class CorpusArtifact(Record):
@@ -37,12 +45,22 @@ class CorpusArtifact(Record):
     parquet: str
 
     @property
-    def rows_file(self) -> Path:
-        return Path(self.dir) / ROWS_FILE
+    def rows_file(self) -> Location:
+        return location(self.dir) / ROWS_FILE
 
     def load_rows(self) -> list[CorpusRow]:
-        lines = self.rows_file.read_text(encoding="utf-8").splitlines()
-        return [CorpusRow.model_validate(json.loads(line)) for line in lines]
+        return [CorpusRow.model_validate(json.loads(line)) for line in _rows_lines(location(self.dir))]
+
+    def for_scripts(self, work_dir: Path) -> CorpusArtifact:
+        """This version with `messages` as a local file, for the training scripts (they open
+        local paths): itself when local; from object storage, once the export is published,
+        messages.jsonl is copied to `work_dir/corpus/<version>/` (once per version and machine)."""
+        source = location(self.messages)
+        if isinstance(source, Path):
+            return self
+        manifest = published_files(location(self.dir)) or {}
+        dest = local_copy(source, work_dir / "corpus" / self.version / source.name, manifest.get(source.name))
+        return self.model_copy(update={"messages": str(dest)})
 
 
 class PairsArtifact(Record):

@@ -13,16 +13,18 @@ from __future__ import annotations
 import json
 import math
 import random
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from rp_pipeline.core.artifacts import CorpusArtifact
+from rp_pipeline.core.artifacts import ROWS_FILE, CorpusArtifact
 from rp_pipeline.core.atomic import atomic_dir
 from rp_pipeline.core.ids import content_id
 from rp_pipeline.core.models import CleanedDialogue, CorpusRow, LanguageCode, Message
+from rp_pipeline.core.storage import Location, upload_dir
 
 DATASET_NAME = "rp_corpus"
 
@@ -305,40 +307,53 @@ EXPORT_FILES = {
 }
 
 
-def export_corpus(rows: list[CorpusRow], out_dir: Path, version: str) -> CorpusArtifact:
-    """Write every format and the rows themselves; `datasets` is imported here, not at load time.
-    The directory is built beside `out_dir` and renamed into place whole, so a kill mid-export
-    leaves the previous complete export or none, and a trainer never reads half a corpus."""
-    from datasets import Dataset
+def export_corpus(rows: list[CorpusRow], out_dir: Location, version: str) -> CorpusArtifact:
+    """Write every format and the rows themselves to `out_dir`, a local directory or an object
+    storage location; `datasets` is imported here, not at load time.
 
-    with atomic_dir(out_dir) as staging:
-        paths = {kind: staging / name for kind, name in EXPORT_FILES.items()}
-        sharegpt = json.dumps([to_sharegpt(r) for r in rows], ensure_ascii=False, indent=1)
-        paths["sharegpt"].write_text(sharegpt, "utf-8")
-        messages = "".join(json.dumps(to_messages(r), ensure_ascii=False) + "\n" for r in rows)
-        paths["messages"].write_text(messages, "utf-8")
-        info = llama_factory_dataset_info(EXPORT_FILES["sharegpt"])
-        paths["dataset_info"].write_text(json.dumps(info, indent=2), "utf-8")
-        dataset = Dataset.from_list(
-            [
-                {
-                    "id": r.id,
-                    "source": r.source,
-                    "persona_id": r.persona_id or "",
-                    "language": r.language,
-                    "messages": [m.model_dump() for m in r.messages],
-                }
-                for r in rows
-            ]
-        )
-        dataset.info.description = f"rp_pipeline role-play corpus {version}"
-        dataset.save_to_disk(str(paths["hf_dataset"]))
-        dataset.to_parquet(str(paths["parquet"]))
-        (paths["hf_dataset"] / "README.md").write_text(dataset_card(rows, version), "utf-8")
-        (staging / "rows.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
+    Locally the directory is built beside `out_dir` and renamed into place whole, so a kill
+    mid-export leaves the previous complete export or none, and a trainer never reads half a
+    corpus. On object storage it is built in a local temp directory (under $TMPDIR, which must
+    hold one export) and published with a completion marker written last (`upload_dir`)."""
+    if isinstance(out_dir, Path):
+        with atomic_dir(out_dir) as staging:
+            _write_exports(rows, staging, version)
+    else:
+        with tempfile.TemporaryDirectory(prefix=f"rp-{version}-") as staging:
+            _write_exports(rows, Path(staging), version)
+            upload_dir(Path(staging), out_dir)
     return CorpusArtifact(
         version=version, dir=str(out_dir), rows=len(rows), **{k: str(out_dir / v) for k, v in EXPORT_FILES.items()}
     )
+
+
+def _write_exports(rows: list[CorpusRow], directory: Path, version: str) -> None:
+    from datasets import Dataset
+
+    paths = {kind: directory / name for kind, name in EXPORT_FILES.items()}
+    sharegpt = json.dumps([to_sharegpt(r) for r in rows], ensure_ascii=False, indent=1)
+    paths["sharegpt"].write_text(sharegpt, "utf-8")
+    messages = "".join(json.dumps(to_messages(r), ensure_ascii=False) + "\n" for r in rows)
+    paths["messages"].write_text(messages, "utf-8")
+    info = llama_factory_dataset_info(EXPORT_FILES["sharegpt"])
+    paths["dataset_info"].write_text(json.dumps(info, indent=2), "utf-8")
+    dataset = Dataset.from_list(
+        [
+            {
+                "id": r.id,
+                "source": r.source,
+                "persona_id": r.persona_id or "",
+                "language": r.language,
+                "messages": [m.model_dump() for m in r.messages],
+            }
+            for r in rows
+        ]
+    )
+    dataset.info.description = f"rp_pipeline role-play corpus {version}"
+    dataset.save_to_disk(str(paths["hf_dataset"]))
+    dataset.to_parquet(str(paths["parquet"]))
+    (paths["hf_dataset"] / "README.md").write_text(dataset_card(rows, version), "utf-8")
+    (directory / ROWS_FILE).write_text("".join(r.model_dump_json() + "\n" for r in rows), encoding="utf-8")
 
 
 def dataset_card(rows: list[CorpusRow], version: str) -> str:

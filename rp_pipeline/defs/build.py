@@ -41,13 +41,15 @@ ASSETS = [
 
 
 def resources(settings: Settings) -> dict[str, object]:
-    data = settings.data_dir
+    data, local = settings.data_dir, settings.local_dir  # data may be object storage; local may not
     return {
         "io_manager": JsonIOManagerFactory(base_dir=str(data / "assets")),
-        "pipeline": PipelineResource(assets_dir=str(settings.assets_dir), data_dir=str(data), profile=settings.profile),
-        "llm": LLMResource(config_path=str(settings.llm_config_path), cache_path=str(data / "llm_cache.sqlite")),
+        "pipeline": PipelineResource(
+            assets_dir=str(settings.assets_dir), data_dir=str(data), work_dir=str(local), profile=settings.profile
+        ),
+        "llm": LLMResource(config_path=str(settings.llm_config_path), cache_path=str(local / "llm_cache.sqlite")),
         "lineage": LineageResource(root=str(data / "lineage")),
-        "trainer": load_launcher(settings.launcher_config, data),
+        "trainer": load_launcher(settings.launcher_config, local),
     }
 
 

@@ -129,7 +129,7 @@ def eval_scores(
     cards = load_eval_cards(eval_dir, rules)
     scenarios = load_scenarios(eval_dir / "scenarios.yaml", cards)
     items = load_calibration(eval_dir / "calibration", cards)
-    out_dir = pipeline.data / "eval" / quantized_model.version
+    out_dir = pipeline.work / "eval" / quantized_model.version
     out_dir.mkdir(parents=True, exist_ok=True)
     client = llm.client()
     with lineage.billing(context, client):
@@ -294,7 +294,7 @@ def _eval_metadata(report: EvalReport, scenarios, cards, calls) -> dict[str, Any
 )
 def leaderboard(context: AssetExecutionContext, eval_scores: EvalReport, pipeline: PipelineResource) -> list[dict]:
     new = pd.DataFrame(leaderboard_rows(eval_scores, pipeline.load_profile().name))
-    path = pipeline.data / "leaderboard.parquet"
+    path = pipeline.work / "leaderboard.parquet"
     board = pd.concat([pd.read_parquet(path), new]) if path.exists() else new
     board = board.drop_duplicates(subset=["model_version"], keep="last").sort_values("evaluated_at")
     rows = rank(json.loads(board.to_json(orient="records")))

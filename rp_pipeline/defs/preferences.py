@@ -64,9 +64,10 @@ def preference_pairs(
             f"{len(pairs)} pairs from regenerated replies; sampling {len(requests)} replies from the SFT model "
             f"{sft_checkpoint.version} ({len(cleaned)} dialogues)"
         )
-        work_dir = pipeline.data / "preferences" / "samples" / sft_checkpoint.version
+        work_dir = pipeline.work / "preferences" / "samples" / sft_checkpoint.version
+        corpus = training_corpus.for_scripts(pipeline.work)
         samples, policy_calls = sample_checkpoint(
-            context, trainer, llm, profile, sft_checkpoint, training_corpus, requests, work_dir
+            context, trainer, llm, profile, sft_checkpoint, corpus, requests, work_dir
         )
         if per_turn:
             rules, prompts = pipeline.rules(), pipeline.prompts()
@@ -96,7 +97,7 @@ def preference_pairs(
         if not pairs:
             raise ValueError("no preference pairs: no rejected attempts and no rule-breaking self-samples")
         version = content_id("pairs", [p.id for p in pairs])
-        paths = export_pairs(pairs, pipeline.data / "preferences" / version)
+        paths = export_pairs(pairs, pipeline.work / "preferences" / version)
         out = paths["trl"]
         lineage.record(
             context,

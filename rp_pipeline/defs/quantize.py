@@ -100,10 +100,11 @@ def quantized_model(
         "gptq" if gptq else "int8",
         {"dpo": dpo_checkpoint.version, "corpus": training_corpus.version, "seed": profile.seed, **knobs},
     )
-    out = pipeline.data / "models" / version
+    out = pipeline.work / "models" / version
     model_dir = out / "model"
     template = base_model_config(training).get("gguf_file") if training.quantization == "gguf_q8_0" else None
-    script, config, python = quantize_job(training, profile.seed, dpo_checkpoint, training_corpus, model_dir, template)
+    corpus = training_corpus.for_scripts(pipeline.work)
+    script, config, python = quantize_job(training, profile.seed, dpo_checkpoint, corpus, model_dir, template)
     reported = run_script(context, trainer, script, config, out, python=python)
     model = quantized_artifact(training, version, model_dir, template, dpo_checkpoint)
     lineage.record(

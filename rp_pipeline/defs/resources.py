@@ -15,6 +15,7 @@ from rp_pipeline.core.profile import Profile, load_profile, profile_path
 from rp_pipeline.core.prompts import Prompts
 from rp_pipeline.core.rules import RuleSet
 from rp_pipeline.core.seeds import load_seed_variables
+from rp_pipeline.core.storage import Location, location, work_dir
 from rp_pipeline.lineage.models import LineageEvent, LLMCall
 from rp_pipeline.lineage.store import LineageStore
 from rp_pipeline.llm.cache import ResponseCache
@@ -23,10 +24,12 @@ from rp_pipeline.llm.config import EMBEDDED, LLMConfig, RoleConfig, load_llm_con
 
 
 class PipelineResource(ConfigurableResource):
-    """Authored inputs (assets/), produced files (data/) and the run profile."""
+    """Authored inputs (assets/), produced files (data/, local or object storage), the local
+    work directory (what scripts and SQLite need on a disk) and the run profile."""
 
     assets_dir: str
     data_dir: str
+    work_dir: str = ""  # default: data_dir, which must then be local
     profile: str = "demo"
 
     @property
@@ -34,8 +37,15 @@ class PipelineResource(ConfigurableResource):
         return Path(self.assets_dir)
 
     @property
-    def data(self) -> Path:
-        return Path(self.data_dir)
+    def data(self) -> Location:
+        """Corpus exports (and, beside them, asset values and lineage): local or object storage."""
+        return location(self.data_dir)
+
+    @property
+    def work(self) -> Path:
+        """Training configs, checkpoints, preference pairs, evaluation files: local, since the
+        training scripts open local paths (a container or pod mounts it at the same path)."""
+        return work_dir(self.data, self.work_dir)
 
     def load_profile(self) -> Profile:
         return load_profile(profile_path(self.profile, self.assets))
@@ -108,7 +118,7 @@ class LineageResource(ConfigurableResource):
     root: str
 
     def store(self) -> LineageStore:
-        return LineageStore(Path(self.root))
+        return LineageStore(self.root)
 
     @contextlib.contextmanager
     def billing(self, context: AssetExecutionContext, *clients: LLMClient) -> Iterator[None]:

@@ -128,7 +128,7 @@ def sft_checkpoint(
             **base,
         },
     )
-    out = pipeline.data / "models" / version
+    out = pipeline.work / "models" / version
     weights = out / ("adapter" if training.method == "lora" else "model")
     reported = run_script(
         context,
@@ -136,7 +136,7 @@ def sft_checkpoint(
         "sft",
         {
             **base,
-            "train_file": training_corpus.messages,
+            "train_file": training_corpus.for_scripts(pipeline.work).messages,
             "output_dir": str(weights),
             "max_steps": training.sft_steps,
             "learning_rate": training.sft_learning_rate,
@@ -205,7 +205,7 @@ def dpo_checkpoint(
             "lora_targets": spec.lora_target_modules,
         },
     )
-    out = pipeline.data / "models" / version
+    out = pipeline.work / "models" / version
     reported = run_script(
         context,
         trainer,

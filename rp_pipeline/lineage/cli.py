@@ -17,18 +17,20 @@ from typing import Any
 
 import pandas as pd
 
+from rp_pipeline.core.storage import Location, location
 from rp_pipeline.lineage.store import LineageStore
 
 NOT_FOUND = 2
 
 
-def default_root() -> Path:
+def default_root() -> Location:
     """`$RP_LINEAGE_DIR`, else `$RP_DATA_DIR/lineage`, else `./data/lineage` (read at call
-    time, so tests and wrappers can set the environment after import)."""
+    time, so tests and wrappers can set the environment after import). Either may be an
+    object-storage URL (s3://bucket/rp/lineage)."""
     if explicit := os.environ.get("RP_LINEAGE_DIR"):
-        return Path(explicit)
+        return location(explicit)
     if data_dir := os.environ.get("RP_DATA_DIR"):
-        return Path(data_dir) / "lineage"
+        return location(data_dir) / "lineage"
     return Path("data") / "lineage"
 
 
@@ -48,9 +50,9 @@ def add_commands(subparsers: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--root",
-        type=Path,
+        type=location,
         default=None,
-        help="lineage directory (default: $RP_LINEAGE_DIR, else $RP_DATA_DIR/lineage, else ./data/lineage)",
+        help="lineage directory or URL (default: $RP_LINEAGE_DIR, else $RP_DATA_DIR/lineage, else ./data/lineage)",
     )
 
     trace = subparsers.add_parser("trace", parents=[common], help="a row and all its ancestors")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from rp_pipeline.core.storage import Location
+
 _STR = (pa.string(), "VARCHAR")
 _TS = (pa.timestamp("us", tz="UTC"), "TIMESTAMPTZ")
 _F64 = (pa.float64(), "DOUBLE")
@@ -73,7 +75,7 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _source_sql(kind: str, segment_dir: Path | None) -> str:
+def _source_sql(kind: str, segment_dir: Location | None) -> str:
     """SELECT producing the kind's columns plus `segment` (file) and `seq` (row in file).
 
     With `segment_dir=None` it is a typed, empty relation: queries still bind and
@@ -84,7 +86,10 @@ def _source_sql(kind: str, segment_dir: Path | None) -> str:
         typed = [f"CAST(NULL AS {duck}) AS {name}" for name, (_, duck) in columns.items()]
         typed += ["CAST(NULL AS VARCHAR) AS segment", "CAST(NULL AS BIGINT) AS seq"]
         return f"SELECT {', '.join(typed)} WHERE false"
-    glob = _quote(str(segment_dir.resolve() / "*.parquet"))
+    # On object storage the URL itself (DuckDB reads it through the registered fsspec file system).
+    glob = _quote(
+        str(segment_dir.resolve() / "*.parquet") if isinstance(segment_dir, Path) else f"{segment_dir}/*.parquet"
+    )
     names = ", ".join(columns)
     return (
         f"SELECT {names}, filename AS segment, file_row_number AS seq "
@@ -96,7 +101,7 @@ def _source_sql(kind: str, segment_dir: Path | None) -> str:
 VIEWS = ("events", "calls", "superseded", "latest_events", "edges")
 
 
-def view_statements(root: Path, present: dict[str, bool], names: Collection[str] = VIEWS) -> list[str]:
+def view_statements(root: Location, present: dict[str, bool], names: Collection[str] = VIEWS) -> list[str]:
     """CREATE VIEW statements for `events`, `calls`, `superseded`, `latest_events`, `edges`
     (or only `names` of them: a view reads the views before it in VIEWS).
 

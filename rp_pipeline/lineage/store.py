@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from rp_pipeline.core.atomic import atomic_path
+from rp_pipeline.core.storage import Location, location
 from rp_pipeline.lineage.compaction import compact_directory, segment_files
 from rp_pipeline.lineage.models import LineageEvent, LLMCall
 from rp_pipeline.lineage.schema import (
@@ -168,11 +169,24 @@ class LineageStore:
     Cheap to construct; holds no connection or lock, so every process and every Dagster
     step may have its own instance over the same root. A write that leaves `compact_at`
     or more segments in its directory also compacts it (see `compaction`); None turns
-    that off.
+    that off. A URL root (s3://…, gs://…, memory://…) gives the object-storage store of
+    `lineage/remote.py`: same segments and queries, different writes and compaction.
     """
 
-    def __init__(self, root: Path | str, compact_at: int | None = 256) -> None:
-        self.root = Path(root)
+    root: Path
+
+    def __new__(cls, root: Location | str, compact_at: int | None = 256) -> LineageStore:
+        if cls is LineageStore and not isinstance(location(root), Path):
+            from rp_pipeline.lineage.remote import RemoteLineageStore
+
+            return object.__new__(RemoteLineageStore)
+        return super().__new__(cls)
+
+    def __init__(self, root: Location | str, compact_at: int | None = 256) -> None:
+        local = location(root)
+        if not isinstance(local, Path):
+            raise TypeError(f"{root} is not a local path: LineageStore({str(root)!r}) gives a RemoteLineageStore")
+        self.root = local
         self.compact_at = compact_at
 
     # --- writing -------------------------------------------------------------------
@@ -182,15 +196,15 @@ class LineageStore:
         """DuckDB file with the same views, for people: `duckdb data/lineage/lineage.duckdb`."""
         return self.root / "lineage.duckdb"
 
-    def write_events(self, events: Iterable[LineageEvent | dict[str, Any]]) -> Path | None:
+    def write_events(self, events: Iterable[LineageEvent | dict[str, Any]]) -> Location | None:
         """Append one segment holding `events`; None (and no file) when there are none."""
         return self._write("events", [LineageEvent.model_validate(e) for e in events])
 
-    def write_calls(self, calls: Iterable[LLMCall | dict[str, Any]]) -> Path | None:
+    def write_calls(self, calls: Iterable[LLMCall | dict[str, Any]]) -> Location | None:
         """Append one segment of LLM-call ledger entries; None when there are none."""
         return self._write("calls", [LLMCall.model_validate(c) for c in calls])
 
-    def _write(self, kind: str, records: Sequence[BaseModel]) -> Path | None:
+    def _write(self, kind: str, records: Sequence[BaseModel]) -> Location | None:
         if not records:
             return None
         directory = self.root / kind
@@ -205,6 +219,12 @@ class LineageStore:
         final = directory / f"{_uuid7()}.parquet"
         # The temp name does not end in .parquet, so readers' globs never match it.
         self._atomic_write(table, final)
+        self._after_write(directory)
+        return final
+
+    def _after_write(self, directory: Path) -> None:
+        """Compact when the directory has grown to `compact_at` segments; export the DuckDB
+        file the first time."""
         if self.compact_at and len(segment_files(directory)) >= self.compact_at:
             try:
                 self.compact()
@@ -215,7 +235,6 @@ class LineageStore:
                 self.export_db()
             except Exception:  # the segment is written; the convenience file is not essential
                 log.warning("could not export %s", self.db_path, exc_info=True)
-        return final
 
     @staticmethod
     def _atomic_write(table: pa.Table, final: Path) -> None:
@@ -290,14 +309,26 @@ class LineageStore:
         # Binding the views and each scan would parse every segment's footer again (the
         # sorted files of a 10M-event store hold about 1 MB of them); segments never change.
         con.execute("SET parquet_metadata_cache = true")
-        present = {kind: any((self.root / kind).glob("*.parquet")) for kind in KINDS}
         try:
+            self._attach(con)
+            present = {kind: self._has_segments(kind) for kind in KINDS}
             for statement in view_statements(self.root, present, views):
                 con.execute(statement)
         except BaseException:
             con.close()
             raise
         return con
+
+    def _attach(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Give a new connection what it needs to read the segments (nothing, on a local disk)."""
+
+    def _has_segments(self, kind: str) -> bool:
+        return any((self.root / kind).glob("*.parquet"))
+
+    @staticmethod
+    def _vanished(exc: duckdb.Error) -> bool:
+        """Whether a failed query read a segment that a compaction had merged away."""
+        return isinstance(exc, duckdb.IOException)
 
     def _read(self, body: Callable[[duckdb.DuckDBPyConnection], T], views: Collection[str] = VIEWS) -> T:
         """Run `body` on a fresh connection (with `views`), retrying when a segment listed
@@ -307,8 +338,8 @@ class LineageStore:
                 # connect() binds the views, which already lists the segment files
                 with contextlib.closing(self.connect(views)) as con:
                     return body(con)
-            except duckdb.IOException:
-                if attempt == _READ_ATTEMPTS - 1:
+            except duckdb.Error as exc:
+                if attempt == _READ_ATTEMPTS - 1 or not self._vanished(exc):
                     raise
                 time.sleep(min(0.05 * 2**attempt, 1.0))
         raise AssertionError("unreachable")
