@@ -190,21 +190,3 @@ def _write_groups(writer: pq.ParquetWriter, tables: Iterable[pa.Table], schema: 
                 writer.write_table(table.slice(cut, 1))
             start = cut + 1
     flush(everything=True)
-
-
-def write_merged(names: list[str], tables: Iterable[pa.Table], out: Path, schema: pa.Schema) -> None:
-    """Write the sources' `tables` (read one at a time), rows in order, as one file whose
-    metadata lists the sources' `names`."""
-    tagged = schema.with_metadata({SOURCES_KEY: json.dumps(names).encode()})
-    with pq.ParquetWriter(out, tagged, compression="zstd") as writer:
-        pending: list[pa.Table] = []
-        rows = 0
-        for read in tables:
-            table = read.select(schema.names).cast(schema)
-            pending.append(table)
-            rows += table.num_rows
-            if rows >= _ROW_GROUP_ROWS:
-                writer.write_table(pa.concat_tables(pending), row_group_size=_ROW_GROUP_ROWS)
-                pending, rows = [], 0
-        if pending:
-            writer.write_table(pa.concat_tables(pending), row_group_size=_ROW_GROUP_ROWS)

@@ -30,8 +30,8 @@ from fsspec import AbstractFileSystem
 from upath import UPath
 
 from rp_pipeline.core.storage import Location, location
-from rp_pipeline.lineage.compaction import MAX_SEGMENT_BYTES, MERGED_SUFFIX, SOURCES_KEY, write_merged
-from rp_pipeline.lineage.schema import KINDS, SCHEMA_FILE, arrow_schema
+from rp_pipeline.lineage.compaction import MAX_SEGMENT_BYTES, MERGED_SUFFIX, SOURCES_KEY, _merge
+from rp_pipeline.lineage.schema import KINDS, SCHEMA_FILE, SORT_BY, arrow_schema
 from rp_pipeline.lineage.store import LineageStore
 
 
@@ -72,7 +72,7 @@ class RemoteLineageStore(LineageStore):
 
     def compact(self) -> int:
         """Merge small segments of events and calls; run it from one process only."""
-        return sum(compact_remote(self.root / kind, arrow_schema(kind)) for kind in KINDS)
+        return sum(compact_remote(self.root / kind, arrow_schema(kind), sort_by=SORT_BY[kind]) for kind in KINDS)
 
     def export_db(self) -> Path:
         raise NotImplementedError(
@@ -107,11 +107,15 @@ def _segments(fs: AbstractFileSystem, directory: str) -> dict[str, int]:
     return {name: found[name] for name in sorted(found) if name.endswith(".parquet") and name != SCHEMA_FILE}
 
 
-def compact_remote(directory: UPath, schema: pa.Schema, max_bytes: int = MAX_SEGMENT_BYTES) -> int:
+def compact_remote(
+    directory: UPath, schema: pa.Schema, max_bytes: int = MAX_SEGMENT_BYTES, sort_by: str | None = None
+) -> int:
     """Merge the small segments of `directory` on object storage; returns how many were merged.
 
-    The merged segment is built in a local temp file and uploaded whole (one object), then the
-    sources are deleted; a merged segment never replaces an object that is not one of them.
+    The sources are downloaded to a local temp directory ($TMPDIR holds them and the merged
+    file) and merged exactly as on a local disk (`_merge`: the same order, row groups and
+    sort); the merged segment is uploaded whole (one object), then the sources are deleted. A
+    merged segment never replaces an object that is not one of them.
     """
     fs, root = directory.fs, directory.path.rstrip("/")
     _finish_interrupted(fs, root)
@@ -122,15 +126,12 @@ def compact_remote(directory: UPath, schema: pa.Schema, max_bytes: int = MAX_SEG
     target = sources[-1].removesuffix(".parquet") + MERGED_SUFFIX
     while target in listing:
         target = target.removesuffix(".parquet") + MERGED_SUFFIX
-
-    def tables():
-        for name in sources:
-            with fs.open(f"{root}/{name}", "rb") as handle:
-                yield pq.ParquetFile(handle).read()
-
     with tempfile.TemporaryDirectory(prefix="rp-lineage-") as tmp:
+        local = Path(tmp) / "sources"  # one directory, so the merge orders files by name as on a disk
+        local.mkdir()
+        fs.get([f"{root}/{name}" for name in sources], [str(local / name) for name in sources])
         merged = Path(tmp) / target
-        write_merged(sources, tables(), merged, schema)
+        _merge([local / name for name in sources], merged, schema, sort_by)
         fs.put_file(str(merged), f"{root}/{target}")
     fs.rm([f"{root}/{name}" for name in sources])
     return len(sources)

@@ -90,6 +90,15 @@ def test_compaction_merges_into_one_object_and_keeps_the_answers(remote, store):
     assert _answers(remote) == before == _answers(store)
     assert remote.compact() == 0  # one segment per kind: nothing left to merge
 
+    # the same merged layout as on a local disk: events sorted by row id (for lookups), ties in write order
+    store.compact()
+    [merged] = [n for n in _objects(remote, "events") if n != SCHEMA_FILE]
+    with remote.root.fs.open(f"{(remote.root / 'events').path}/{merged}", "rb") as handle:
+        remote_rows = pq.read_table(handle).select(["row_id", "run_id", "ts"]).to_pylist()
+    [local_merged] = list((store.root / "events").glob("*_c.parquet"))
+    assert remote_rows == pq.read_table(local_merged).select(["row_id", "run_id", "ts"]).to_pylist()
+    assert [r["row_id"] for r in remote_rows] == sorted(r["row_id"] for r in remote_rows)
+
 
 def test_a_compaction_killed_before_deleting_its_sources_is_finished_by_the_next(remote):
     fs = remote.root.fs
