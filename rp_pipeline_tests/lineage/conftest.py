@@ -83,9 +83,8 @@ def call(asset: str, role: str, model: str, cost: float, cache_hit: bool = False
     )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> LineageStore:
-    lineage = LineageStore(tmp_path / "lineage")
+def populated(lineage: LineageStore) -> LineageStore:
+    """`lineage` with the shared history and a ledger of six calls (two of them free, one failed)."""
     write_history(lineage)
     lineage.write_calls([call("dialogues", "character", "character-7b", 0.01) for _ in range(3)])
     lineage.write_calls(
@@ -96,3 +95,8 @@ def store(tmp_path: Path) -> LineageStore:
         ]
     )
     return lineage
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LineageStore:
+    return populated(LineageStore(tmp_path / "lineage"))

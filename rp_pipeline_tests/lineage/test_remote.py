@@ -11,23 +11,13 @@ from rp_pipeline.lineage import cli
 from rp_pipeline.lineage.remote import RemoteLineageStore
 from rp_pipeline.lineage.schema import SCHEMA_FILE
 from rp_pipeline.lineage.store import LineageStore
-from rp_pipeline_tests.lineage.conftest import T0, call, event, write_history
+from rp_pipeline_tests.lineage.conftest import T0, call, event, populated
 
 
 @pytest.fixture
 def remote(object_store: UPath) -> LineageStore:
     """The local `store` fixture's history and calls, on object storage."""
-    lineage = LineageStore(object_store / "lineage")
-    write_history(lineage)
-    lineage.write_calls([call("dialogues", "character", "character-7b", 0.01) for _ in range(3)])
-    lineage.write_calls(
-        [
-            call("dialogues", "character", "character-7b", 0.0, cache_hit=True),
-            call("topic_keywords", "topic_writer", "topic-writer", 0.002),
-            call("topic_keywords", "topic_writer", "topic-writer", 0.0, ok=False),
-        ]
-    )
-    return lineage
+    return populated(LineageStore(object_store / "lineage"))
 
 
 def _objects(store: LineageStore, kind: str) -> list[str]:
