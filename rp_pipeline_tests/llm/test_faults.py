@@ -30,13 +30,14 @@ class Keywords(BaseModel):
 
 @pytest.fixture
 def fake():
-    server = FakeLLM(timeout_fault_s=1.5).start()
+    server = FakeLLM(timeout_fault_s=4.0).start()
     yield server
     server.stop()
 
 
 def make_client(fake: FakeLLM, tmp_path, **overrides) -> LLMClient:
-    config = {"timeout_s": 0.5, "num_retries": 2, **overrides}
+    # 3 s: an answer on a busy machine is never a timeout; the injected timeout holds its request 4 s
+    config = {"timeout_s": 3, "num_retries": 2, **overrides}
     return LLMClient(load_llm_config(fake.write_config(tmp_path / "m.yaml", **config)), ResponseCache(tmp_path / "c"))
 
 
