@@ -29,6 +29,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK_LIMIT_S = 60.0
+# Everything after this line in RESULTS.md is a full-mode run written by hand (minutes to an hour
+# each, not part of `make bench`): the runner keeps it when it rewrites the quick-mode report.
+FULL_RUNS = "<!-- full-mode runs: kept by run_all.py -->"
 #: Packages whose versions move the figures; read from their metadata, nothing is imported.
 VERSIONS = ("duckdb", "pyarrow", "pydantic", "dagster", "litellm", "lingua-language-detector")
 
@@ -190,7 +193,9 @@ def run_all(
         print(f"      {result.status}, {result.wall_s:.1f} s: {result.headline or '(no output)'}", flush=True)
         if result.failed:
             print(_indent(_tail(result.stderr)), flush=True)
-    out.write_text(report(results, load_before, _load(), quick_limit_s), encoding="utf-8")
+    kept = out.read_text(encoding="utf-8").partition(FULL_RUNS)[2] if out.exists() else ""
+    text = report(results, load_before, _load(), quick_limit_s)
+    out.write_text(text + (f"\n{FULL_RUNS}{kept}" if kept else ""), encoding="utf-8")
     print(f"wrote {out}")
     return results
 

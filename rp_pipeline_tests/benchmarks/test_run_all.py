@@ -105,3 +105,13 @@ def test_the_pii_benchmark_headline_is_the_one_the_runner_reads(capsys) -> None:
 
     assert result.returncode == 0 and result.status == "met", result.stderr
     assert result.command == "python benchmarks/pii_quality.py"
+
+
+def test_a_rewrite_keeps_the_full_mode_runs_written_by_hand(scripts: Path, tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    full = "## Full-mode runs\n5,000 personas: 1.5 s\n"
+    out.write_text(f"# old quick report\n| fast | stale |\n\n{run_all.FULL_RUNS}\n{full}")
+    run_all.run_all([bench("fast", run_all.BENCHMARKS[0].check)], out, scripts=scripts, timeout_s=3)
+    text = out.read_text()
+    assert "stale" not in text and "| fast |" in text
+    assert text.count(run_all.FULL_RUNS) == 1 and text.endswith(full)
