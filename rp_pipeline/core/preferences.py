@@ -87,6 +87,15 @@ def self_sample_requests(cleaned: CleanedDialogue, samples_per_turn: int = 1) ->
     ]
 
 
+def limit_requests(requests: list[SampleRequest], limit: int, seed: int) -> list[SampleRequest]:
+    """At most `limit` of the requests (0: all of them), a seeded pick that does not depend on
+    their order; the picked ones keep it."""
+    if not limit or len(requests) <= limit:
+        return requests
+    picked = {r.id for r in sorted(requests, key=lambda r: content_id("pick", [seed, r.id]))[:limit]}
+    return [r for r in requests if r.id in picked]
+
+
 def pairs_from_samples(
     cleaned: CleanedDialogue, rules: RuleSet, samples: Mapping[str, str], samples_per_turn: int = 1
 ) -> tuple[list[PreferencePair], dict[int, list[str]]]:

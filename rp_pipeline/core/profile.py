@@ -54,7 +54,12 @@ class TrainingProfile(BaseModel):
     )
     lora_r: int = Field(default=8, ge=1)
     lora_alpha: int = Field(default=16, ge=1)
-    sft_learning_rate: float = 2e-4
+    sft_learning_rate: float = Field(default=2e-4, gt=0, description="SFT learning rate with method lora")
+    sft_full_learning_rate: float = Field(
+        default=1e-5,
+        gt=0,
+        description="SFT learning rate with method full: every weight moves, LoRA's rate would wreck them",
+    )
     dpo_learning_rate: float = 5e-5
     dpo_beta: float = 0.1
     eval_max_new_tokens: int = Field(default=48, ge=1)
@@ -115,6 +120,12 @@ class Profile(BaseModel):
         description="turns per dialogue whose rule-clean self-samples the judge ranks into pairs (0: none)",
     )
     ranking_min_margin: float = Field(default=1.0, ge=0, description="judge score gap (1-10 scale) for a ranked pair")
+    self_sample_limit: int = Field(
+        default=0,
+        ge=0,
+        description="at most this many on-policy samples of the SFT model for preference pairs, a seeded pick "
+        "of the kept turns (0: every kept turn, `self_samples_per_turn` times)",
+    )
     simulation: SimulationConfig = Field(default_factory=SimulationConfig)
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
     corpus: CorpusConfig = Field(default_factory=CorpusConfig)

@@ -12,6 +12,7 @@ from rp_pipeline.core.models import CleanedDialogue, Dialogue, PersonaCard, Pref
 from rp_pipeline.core.preferences import (
     export_pairs,
     judge_ranked_pairs,
+    limit_requests,
     pairs_from_samples,
     regenerated_pairs,
     self_sample_requests,
@@ -59,7 +60,9 @@ def preference_pairs(
     judge_llm = llm.client()
     with lineage.billing(context, judge_llm):
         per_turn = profile.self_samples_per_turn
-        requests = [r for c in cleaned for r in self_sample_requests(c, per_turn)]
+        requests = limit_requests(
+            [r for c in cleaned for r in self_sample_requests(c, per_turn)], profile.self_sample_limit, profile.seed
+        )
         context.log.info(
             f"{len(pairs)} pairs from regenerated replies; sampling {len(requests)} replies from the SFT model "
             f"{sft_checkpoint.version} ({len(cleaned)} dialogues)"

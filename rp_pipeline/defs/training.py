@@ -88,6 +88,42 @@ def _shared_settings(profile: Profile, spec: BaseModelSpec) -> dict[str, Any]:
     }
 
 
+def sft_job_config(
+    profile: Profile, spec: BaseModelSpec, base: dict[str, Any], train_file: str, output_dir: Path
+) -> dict[str, Any]:
+    """The SFT script's config as the profile trains it (the asset and benchmarks/learning.py)."""
+    training = profile.training
+    return {
+        **base,
+        "train_file": train_file,
+        "output_dir": str(output_dir),
+        "max_steps": training.sft_steps,
+        "learning_rate": training.sft_learning_rate if training.method == "lora" else training.sft_full_learning_rate,
+        "method": training.method,
+        "assistant_only_loss": training.assistant_only_loss,
+        "warmup_ratio": training.warmup_ratio,
+        "eval_rows": training.sft_eval_rows,
+        **_shared_settings(profile, spec),
+    }
+
+
+def dpo_job_config(
+    profile: Profile, spec: BaseModelSpec, sft: Checkpoint, pairs_file: str, output_dir: Path
+) -> dict[str, Any]:
+    """The DPO script's config: a new LoRA on `sft` merged (the asset and benchmarks/learning.py)."""
+    training = profile.training
+    return {
+        "base_model_dir": sft.dense_dir,
+        "sft_adapters": sft.adapters,
+        "pairs_file": pairs_file,
+        "output_dir": str(output_dir),
+        "max_steps": training.dpo_steps,
+        "beta": training.dpo_beta,
+        "learning_rate": training.dpo_learning_rate,
+        **_shared_settings(profile, spec),
+    }
+
+
 def training_metadata(reported: dict[str, Any]) -> dict[str, Any]:
     history = [loss for _, loss in reported.get("loss_history") or []]
     meta = {k: v for k, v in reported.items() if isinstance(v, int | float | str) and not isinstance(v, bool)}
@@ -134,18 +170,7 @@ def sft_checkpoint(
         context,
         trainer,
         "sft",
-        {
-            **base,
-            "train_file": training_corpus.for_scripts(pipeline.work).messages,
-            "output_dir": str(weights),
-            "max_steps": training.sft_steps,
-            "learning_rate": training.sft_learning_rate,
-            "method": training.method,
-            "assistant_only_loss": training.assistant_only_loss,
-            "warmup_ratio": training.warmup_ratio,
-            "eval_rows": training.sft_eval_rows,
-            **_shared_settings(profile, spec),
-        },
+        sft_job_config(profile, spec, base, training_corpus.for_scripts(pipeline.work).messages, weights),
         out,
         training=training,
     )
@@ -210,16 +235,7 @@ def dpo_checkpoint(
         context,
         trainer,
         "dpo",
-        {
-            "base_model_dir": sft_checkpoint.dense_dir,
-            "sft_adapters": sft_checkpoint.adapters,
-            "pairs_file": preference_pairs.file,
-            "output_dir": str(out / "adapter"),
-            "max_steps": training.dpo_steps,
-            "beta": training.dpo_beta,
-            "learning_rate": training.dpo_learning_rate,
-            **_shared_settings(profile, spec),
-        },
+        dpo_job_config(profile, spec, sft_checkpoint, preference_pairs.file, out / "adapter"),
         out,
         training=training,
     )

@@ -138,3 +138,17 @@ def test_on_policy_samples_that_break_a_rule_become_rejected_and_clean_ones_cand
     assert [(p.rejected, p.chosen) for p in pairs] == [("作为一个AI，我没有感觉。", "辛苦啦<emotion>sad</emotion>")]
     assert pairs[0].origin == "self_sample" and "assistant_speak" in pairs[0].rejected_codes
     assert clean == {2: ["抱抱你<emotion>sad</emotion>"]}
+
+
+def test_a_sample_limit_keeps_a_seeded_pick_that_does_not_depend_on_the_order():
+    """`self_sample_limit` bounds how many replies are sampled from the SFT model: the same
+    requests whatever their order, another pick with another seed, all of them without a limit."""
+    from rp_pipeline.core.preferences import limit_requests, self_sample_requests
+
+    cleaned = _dialogue(load_persona_file(ASSETS / "personas" / "lin-xiaoman.yaml"))
+    requests = self_sample_requests(cleaned, samples_per_turn=5)  # 2 turns x 5
+    picked = limit_requests(requests, 4, seed=1)
+    assert len(picked) == 4 and [r.id for r in picked] == [r.id for r in requests if r in picked]
+    assert {r.id for r in limit_requests(list(reversed(requests)), 4, seed=1)} == {r.id for r in picked}
+    assert any({r.id for r in limit_requests(requests, 4, seed=s)} != {r.id for r in picked} for s in range(2, 6))
+    assert limit_requests(requests, 0, seed=1) == requests and limit_requests(requests, 99, seed=1) == requests
