@@ -8,12 +8,14 @@ model under test, so the base and the tuned model face exactly the same conversa
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from statistics import mean
 
 import yaml
 from pydantic import BaseModel, Field
 
+from rp_pipeline.core.atomic import write_text_atomic
 from rp_pipeline.core.chat import ChatModel, Role
 from rp_pipeline.core.ids import stable_seed
 from rp_pipeline.core.judging import DIMENSIONS, PairResult, RubricVerdict, bootstrap_interval, compare, rate
@@ -169,6 +171,25 @@ async def play_scenarios(
 
     results = await asyncio.gather(*(play(s) for s in scenarios))
     return {s.id: r for s, r in zip(scenarios, results, strict=True)}
+
+
+def write_scenario_requests(path: Path, scenarios: list[EvalScenario], system_prompts: dict[str, str]) -> Path:
+    """The scenarios as request rows of the generate script (training/generate.py), which plays
+    them in-process: the persona's system prompt, then every scripted user turn answered in order."""
+    rows = [
+        {
+            "id": s.id,
+            "messages": [{"role": "system", "content": system_prompts[s.persona_id]}],
+            "user_turns": s.user_turns,
+        }
+        for s in scenarios
+    ]
+    return write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_played_replies(path: Path) -> dict[str, list[str]]:
+    """{scenario id: replies} from the generate script's output for `write_scenario_requests`."""
+    return {row["id"]: row["replies"] for row in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
 
 
 def scenario_plays(

@@ -14,7 +14,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from rp_pipeline.core.artifacts import EvalReport, ModelEval, QuantizedModel, ScenarioResult
-from rp_pipeline.core.atomic import atomic_path, write_text_atomic
+from rp_pipeline.core.atomic import atomic_path
 from rp_pipeline.core.evaluation import (
     automatic_metrics,
     compare_versions,
@@ -23,8 +23,10 @@ from rp_pipeline.core.evaluation import (
     mean_scores,
     play_scenarios,
     rate_transcripts,
+    read_played_replies,
     scenario_plays,
     transcript_turns,
+    write_scenario_requests,
 )
 from rp_pipeline.core.ids import content_id
 from rp_pipeline.core.judging import DIMENSIONS, calibrate, judge_fingerprint, load_calibration, summarize_pairwise
@@ -46,21 +48,7 @@ def _play_in_process(
     checkpoint loads as a dense model where compressed-tensors is installed: the gptq environment."""
     python = model.get("python")
     output = out_dir / f"{name}_replies.jsonl"
-    requests = write_text_atomic(
-        out_dir / "requests.jsonl",
-        "".join(
-            json.dumps(
-                {
-                    "id": s.id,
-                    "messages": [{"role": "system", "content": system_prompts[s.persona_id]}],
-                    "user_turns": s.user_turns,
-                },
-                ensure_ascii=False,
-            )
-            + "\n"
-            for s in scenarios
-        ),
-    )
+    requests = write_scenario_requests(out_dir / "requests.jsonl", scenarios, system_prompts)
     run_script(
         context,
         trainer,
@@ -76,7 +64,7 @@ def _play_in_process(
         out_dir / name,
         python=python,
     )
-    return {row["id"]: row["replies"] for row in map(json.loads, output.read_text(encoding="utf-8").splitlines())}
+    return read_played_replies(output)
 
 
 JUDGE_FINGERPRINT = "judge_fingerprint"  # eval_scores metadata: what the judge_config_sensor compares

@@ -32,16 +32,17 @@ def quantize_job(
     training: TrainingProfile,
     seed: int,
     checkpoint: Checkpoint,
-    corpus: CorpusArtifact,
+    corpus_file: str,
     model_dir: Path,
     template_gguf: str | None,
 ) -> tuple[str, dict[str, Any], str]:
-    """(script, config, python) that quantize ``checkpoint`` as the profile says."""
+    """(script, config, python) that quantize ``checkpoint`` as the profile says, checked (and
+    GPTQ calibrated) on rows of the corpus in ``corpus_file`` (its messages JSONL)."""
     common = {
         "base_model_dir": checkpoint.dense_dir,
         "adapters": checkpoint.adapters,
         "output_dir": str(model_dir),
-        "corpus_file": corpus.messages,
+        "corpus_file": corpus_file,
         "heldout_rows": training.heldout_rows,
         "calibration_rows": training.calibration_rows,
         "max_length": training.quantization_max_length,
@@ -104,7 +105,7 @@ def quantized_model(
     model_dir = out / "model"
     template = base_model_config(training).get("gguf_file") if training.quantization == "gguf_q8_0" else None
     corpus = training_corpus.for_scripts(pipeline.work)
-    script, config, python = quantize_job(training, profile.seed, dpo_checkpoint, corpus, model_dir, template)
+    script, config, python = quantize_job(training, profile.seed, dpo_checkpoint, corpus.messages, model_dir, template)
     reported = run_script(context, trainer, script, config, out, python=python)
     model = quantized_artifact(training, version, model_dir, template, dpo_checkpoint)
     lineage.record(

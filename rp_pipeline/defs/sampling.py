@@ -52,7 +52,7 @@ def _sample_on_llama_cpp(
     gguf_dir = work_dir / "policy"
     if not (gguf_dir / "model.gguf").is_file():
         training = profile.training.model_copy(update={"quantization": "gguf_q8_0"})
-        script, config, python = quantize_job(training, profile.seed, checkpoint, corpus, gguf_dir, template)
+        script, config, python = quantize_job(training, profile.seed, checkpoint, corpus.messages, gguf_dir, template)
         run_script(context, trainer, script, config, work_dir, python=python)
     model_id = f"policy-{checkpoint.version}"
     context.log.info(f"sampling {len(requests)} replies from {checkpoint.version} on llama.cpp")

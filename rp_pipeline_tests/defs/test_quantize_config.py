@@ -48,7 +48,7 @@ def test_gptq_int4_runs_the_gptq_script_with_its_python(inputs, monkeypatch):
     training = TrainingProfile(
         base_model="/models/x", quantization="gptq_int4", calibration_rows=128, heldout_rows=24, gptq_group_size=64
     )
-    script, config, python = quantize_job(training, 7, checkpoint, corpus, out, None)
+    script, config, python = quantize_job(training, 7, checkpoint, corpus.messages, out, None)
     assert (script, python) == ("gptq", "/opt/gptq-env/bin/python")
     assert config == {
         "base_model_dir": checkpoint.base_model_dir,
@@ -69,7 +69,9 @@ def test_gptq_int4_runs_the_gptq_script_with_its_python(inputs, monkeypatch):
 def test_gptq_int8_without_the_variable_uses_this_interpreter(inputs, monkeypatch):
     checkpoint, corpus, out = inputs
     monkeypatch.delenv(GPTQ_PYTHON_ENV, raising=False)
-    script, config, python = quantize_job(TrainingProfile(quantization="gptq_int8"), 0, checkpoint, corpus, out, None)
+    script, config, python = quantize_job(
+        TrainingProfile(quantization="gptq_int8"), 0, checkpoint, corpus.messages, out, None
+    )
     assert (script, python, config["scheme"], config["group_size"]) == ("gptq", sys.executable, "int8", 128)
     GptqJob.model_validate(config)
 
@@ -80,7 +82,7 @@ def test_cpu_methods_run_quantize_with_the_same_heldout_slice(method, inputs, tm
     template = tmp_path / "base.gguf"
     template.write_bytes(b"GGUF")
     training = TrainingProfile(quantization=method, heldout_rows=8, quantization_max_length=256)
-    script, config, python = quantize_job(training, 3, checkpoint, corpus, out, str(template))
+    script, config, python = quantize_job(training, 3, checkpoint, corpus.messages, out, str(template))
     assert (script, python, config["method"]) == ("quantize", sys.executable, method)
     assert (config["corpus_file"], config["heldout_rows"], config["max_length"]) == (corpus.messages, 8, 256)
     assert ("template_gguf" in config) == (method == "gguf_q8_0")
@@ -90,7 +92,7 @@ def test_cpu_methods_run_quantize_with_the_same_heldout_slice(method, inputs, tm
 def test_gguf_without_a_template_is_refused(inputs):
     checkpoint, corpus, out = inputs
     with pytest.raises(ValueError, match="template"):
-        quantize_job(TrainingProfile(quantization="gguf_q8_0"), 0, checkpoint, corpus, out, None)
+        quantize_job(TrainingProfile(quantization="gguf_q8_0"), 0, checkpoint, corpus.messages, out, None)
 
 
 def test_artifact_format_follows_the_method(inputs):
