@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from unittest import mock
 
@@ -62,9 +63,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def run_demo(settings: Settings) -> int:
+def run_demo(settings: Settings, train_assets: Sequence[str] | None = None) -> int:
+    """Materialize the graph: prepare_job, persona_job per persona, then train_job, or only the
+    `train_assets` of it (benchmarks/learning.py stops after the corpus and the on-policy pairs)."""
     prepare_dagster_home(Path(os.environ.setdefault("DAGSTER_HOME", str(settings.local_dir / "dagster_home"))))
-    from dagster import DagsterInstance
+    from dagster import AssetKey, DagsterInstance
 
     from rp_pipeline.defs.build import build_definitions
     from rp_pipeline.defs.personas import sync_persona_partitions
@@ -104,9 +107,13 @@ def run_demo(settings: Settings) -> int:
             if not result.success:
                 failed.append(persona)
                 _say(f"  persona {persona} failed (the others go on); see the run in the UI")
-        _say("train_job: corpus -> SFT -> on-policy preference pairs -> DPO -> int8 -> eval -> leaderboard")
+        if train_assets is None:
+            _say("train_job: corpus -> SFT -> on-policy preference pairs -> DPO -> int8 -> eval -> leaderboard")
+        else:
+            _say(f"train_job, only: {', '.join(train_assets)}")
+        selection = [AssetKey(name) for name in train_assets] if train_assets is not None else None
         result = defs.resolve_job_def("train_job").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=quiet, tags=tags
+            instance=instance, raise_on_error=False, run_config=quiet, tags=tags, asset_selection=selection
         )
     minutes = (time.monotonic() - started) / 60
     for check in result.get_asset_check_evaluations():
