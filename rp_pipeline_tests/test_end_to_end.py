@@ -53,6 +53,14 @@ def test_demo_materializes_the_whole_graph_with_lineage(e2e_settings, fake_llm, 
     samples_dir = data / "preferences" / "samples" / sft["version"]
     requests = (samples_dir / "sample_requests.jsonl").read_text().splitlines()
     assert requests and len((samples_dir / "samples.jsonl").read_text().splitlines()) == len(requests)
+    generated = json.loads((samples_dir / "generate_config.json").read_text())
+    assert (generated["model_dir"], generated["adapters"]) == (
+        sft["model_dir"] or sft["base_model_dir"],
+        sft["adapters"],
+    )
+    samples = {json.loads(line)["replies"][0] for line in (samples_dir / "samples.jsonl").read_text().splitlines()}
+    rejected = [json.loads(line)["rejected"][0]["content"] for line in Path(pairs["file"]).read_text().splitlines()]
+    assert any(text in samples for text in rejected)  # the SFT model's own rule-breaking replies are rejected
     assert json.loads(Path(pairs["dataset_info"]).read_text())["rp_pairs"]["ranking"] is True
 
     store = LineageStore(data / "lineage")

@@ -111,6 +111,41 @@ def test_assistant_only_loss_trains_on_the_replies_and_nothing_else(tiny_model_d
     assert rows[0]["messages"][0]["content"] in everything and rows[0]["messages"][1]["content"] in everything
 
 
+def test_assistant_only_loss_with_qwens_own_template_masks_every_system_and_user_turn(tiny_model_dir, tmp_path):
+    """The embedded base's tokenizer has Qwen2.5's chat template, which has no generation markers:
+    TRL swaps in its training variant. On a multi-turn row the loss then falls on both replies
+    (each with its end-of-turn token) and on nothing of the system prompt or either user turn."""
+    from trl.chat_template_utils import qwen2_5_chat_template
+
+    from rp_pipeline.training.common import load_model_and_tokenizer
+    from rp_pipeline.training.sft import SFTJob, build_trainer
+
+    model, tokenizer = load_model_and_tokenizer(tiny_model_dir, [])
+    tokenizer.chat_template = qwen2_5_chat_template
+    turns = [
+        ("system", "你是小雨，一个开心的咖啡师。"),
+        ("user", "你好！今天忙吗？"),
+        ("assistant", "有点忙呢<emotion>neutral</emotion>"),
+        ("user", "那我晚点来"),
+        ("assistant", "好呀，等你<emotion>happy</emotion>"),
+    ]
+    texts = [text for _, text in turns]
+    row = {"messages": [{"role": role, "content": text} for role, text in turns]}
+    cfg = SFTJob(
+        base_model_dir=tiny_model_dir,
+        train_file=write_jsonl(tmp_path / "train.jsonl", [row]),
+        output_dir=tmp_path / "out",
+        max_length=256,
+    )
+    trainer = build_trainer(cfg, model, tokenizer, [row], [], tmp_path / "out", [])
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    labels, ids = batch["labels"][0], batch["input_ids"][0]
+    trained = tokenizer.decode(ids[labels != -100])
+    assert trained == "".join(f"\n{reply}<|im_end|>\n" for reply in (texts[2], texts[4]))
+    assert not any(text in trained for text in (texts[0], texts[1], texts[3]))
+    assert texts[0] in tokenizer.decode(ids)  # the system prompt is in the input, only not in the loss
+
+
 def test_full_sft_saves_the_whole_model_and_reports_held_out_loss(tiny_model_dir, tmp_path):
     """`method: full` trains every parameter (no adapter) and saves safetensors that reload;
     held-out rows are never trained on and their loss falls; DPO then adds its LoRA on top."""
