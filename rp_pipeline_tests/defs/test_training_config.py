@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from rp_pipeline.core.artifacts import Checkpoint
 from rp_pipeline.core.base_models import BaseModelSpec
@@ -14,7 +15,7 @@ def test_lora_and_full_sft_differ_only_in_method_learning_rate_and_output():
     spec = BaseModelSpec(max_length=4096)
     base = {"base_model_dir": "/m/base"}
 
-    def config(method: str) -> dict:
+    def config(method: Literal["lora", "full"]) -> dict:
         training = TrainingProfile(method=method, sft_steps=24, sft_eval_rows=8, warmup_ratio=0.1)
         return sft_job_config(
             Profile(name="p", seed=5, training=training), spec, base, "/c/messages.jsonl", Path(method)
