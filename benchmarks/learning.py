@@ -456,7 +456,7 @@ def learn_data(settings: Settings, regenerate: bool) -> tuple[str, str]:
     corpus = CorpusArtifact.model_validate_json((outputs / "training_corpus.json").read_text(encoding="utf-8"))
     pairs = PairsArtifact.model_validate_json((outputs / "preference_pairs.json").read_text(encoding="utf-8"))
     say(f"corpus {corpus.version} ({corpus.rows} rows), pairs {pairs.version} ({pairs.pairs} pairs)")
-    return corpus.messages, pairs.file
+    return corpus.for_scripts(settings.local_dir).messages, pairs.file  # the scripts open local files
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
