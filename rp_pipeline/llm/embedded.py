@@ -15,7 +15,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -216,7 +215,21 @@ def _serve_forever(model: Path, alias: str, port: int, n_ctx: int, slots: int, t
     params.cpuparams_batch.n_threads = threads
     server = xllamacpp.Server(params)
     print(f"embedded server: {alias} on {server.listening_address}", flush=True)
-    signal.pause()  # serve until serve_embedded terminates this process
+    wait_while_parent_lives()  # or until serve_embedded terminates this process
+    os._exit(0)  # the native server's threads would keep a normal exit waiting
+
+
+def wait_while_parent_lives(poll_s: float = 1.0) -> None:
+    """Block while the process that started this one runs.
+
+    A server is started in its own session, so a SIGKILLed `rp demo` or Dagster step cannot
+    take it along, and an orphaned llama.cpp server went on decoding for 40 minutes on the
+    cores the next run needed. Once the parent is gone this process is re-parented, and the
+    server exits within `poll_s`.
+    """
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(poll_s)
 
 
 def _wait_healthy(proc: subprocess.Popen, api_base: str, timeout_s: float) -> None:
