@@ -54,6 +54,7 @@ _NOTE = re.compile(r"^[*（(]\s*(?:注|备注|note|ooc)\b", re.IGNORECASE)  # a 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
 ECHO_SIMILARITY = 0.8
 ECHO_MIN_BLOCK = 12  # a copied run of this many letters is an echo, whatever surrounds it
+ECHO_COPIED_WEIGHT = 16  # or of this weight, a CJK character counting two: 花は生活の中で大切です
 
 
 REGEX_LISTS = ("assistant_patterns", "language_names")  # lists of regular expressions, not phrases
@@ -268,16 +269,19 @@ def is_echo(reply: str, previous: str) -> bool:
     if shorter >= 8 and (mine in theirs or theirs in mine):
         return True
     # Exact pruning before SequenceMatcher (the costly part): matches never exceed shared
-    # characters, and those never exceed the shorter key (a bound that costs nothing).
+    # characters, and those never exceed the shorter key (a bound that costs nothing). A
+    # copied CJK clause is shorter in characters than ECHO_MIN_BLOCK, so it prunes less.
     block = max(ECHO_MIN_BLOCK, len(mine) // 2)
-    if 2 * shorter / total < ECHO_SIMILARITY and shorter < block:
+    least = min(block, ECHO_COPIED_WEIGHT // 2) if letter_weight(mine) > len(mine) else block
+    if 2 * shorter / total < ECHO_SIMILARITY and shorter < least:
         return False
     shared = _shared_letters(mine, theirs)
-    if 2 * shared / total < ECHO_SIMILARITY and shared < block:
+    if 2 * shared / total < ECHO_SIMILARITY and shared < least:
         return False
     matcher = SequenceMatcher(None, mine, theirs, autojunk=False)
-    block = matcher.find_longest_match(0, len(mine), 0, len(theirs)).size
-    return matcher.ratio() >= ECHO_SIMILARITY or block >= max(ECHO_MIN_BLOCK, len(mine) // 2)
+    match = matcher.find_longest_match(0, len(mine), 0, len(theirs))
+    copied = letter_weight(mine[match.a : match.a + match.size])
+    return matcher.ratio() >= ECHO_SIMILARITY or match.size >= block or copied >= ECHO_COPIED_WEIGHT
 
 
 def is_near_copy(reply: str, earlier: str) -> bool:

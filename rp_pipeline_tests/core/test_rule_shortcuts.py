@@ -8,6 +8,7 @@ import random
 from difflib import SequenceMatcher
 
 from rp_pipeline.core.rules import (
+    ECHO_COPIED_WEIGHT,
     ECHO_MIN_BLOCK,
     ECHO_SIMILARITY,
     RuleSet,
@@ -63,8 +64,13 @@ def _echo(reply: str, previous: str) -> bool:
     if min(len(mine), len(theirs)) >= 8 and (mine in theirs or theirs in mine):
         return True
     matcher = SequenceMatcher(None, mine, theirs, autojunk=False)
-    block = matcher.find_longest_match(0, len(mine), 0, len(theirs)).size
-    return matcher.ratio() >= ECHO_SIMILARITY or block >= max(ECHO_MIN_BLOCK, len(mine) // 2)
+    match = matcher.find_longest_match(0, len(mine), 0, len(theirs))
+    copied = letter_weight(mine[match.a : match.a + match.size])
+    return (
+        matcher.ratio() >= ECHO_SIMILARITY
+        or match.size >= max(ECHO_MIN_BLOCK, len(mine) // 2)
+        or copied >= ECHO_COPIED_WEIGHT
+    )
 
 
 def test_echo_checks_answer_as_their_definitions_do():
@@ -73,6 +79,7 @@ def test_echo_checks_answer_as_their_definitions_do():
         "My coworker just bought a tiny cactus",
         "what about you?",
         "我同事今天买了一盆多肉",
+        "花は生活の中で大切です",
         "你呢？",
         "¿Has comido ya, cariño?",
         "jajaja",

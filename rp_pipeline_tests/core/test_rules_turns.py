@@ -77,6 +77,30 @@ def test_a_reply_repeating_an_earlier_reply_is_an_echo(lang, earlier, again, oth
 
 
 @pytest.mark.parametrize(
+    "lang, user, copy, own",
+    [
+        (  # the learn run's ja rows: a clause of the user's message handed back
+            "ja",
+            "今日は疲れていたが、花を購入してしまった。花は生活の中で大切です。",
+            "うん、花は生活の中で大切です" + E("happy"),
+            "疲れた日こそ花だよね" + E("happy") + "何色にしたの？" + E("surprised"),
+        ),
+        (
+            "zh",
+            "好的，请问您有其他方面的问题或需要我帮助的地方吗？",
+            "当然" + E("happy") + "你有其他方面的问题或需求吗" + E("neutral"),
+            "问题？我只关心今晚能不能上黄金" + E("happy"),
+        ),
+    ],
+)
+def test_a_cjk_reply_handing_back_a_clause_of_the_user_is_an_echo(lang, user, copy, own):
+    """Eight copied CJK characters are a clause (ECHO_MIN_BLOCK counts twelve letters: a few
+    words of English); a reply that shares a word or two with the user is its own."""
+    assert "echo" in reply_codes(copy, lang, last_user=user)
+    assert "echo" not in reply_codes(own, lang, last_user=user)
+
+
+@pytest.mark.parametrize(
     "lang, raw, name",
     [
         ("zh", "林小满：早啊，今天想喝点什么？" + E("happy"), None),
