@@ -55,6 +55,7 @@ _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
 ECHO_SIMILARITY = 0.8
 ECHO_MIN_BLOCK = 12  # a copied run of this many letters is an echo, whatever surrounds it
 ECHO_COPIED_WEIGHT = 16  # or of this weight, a CJK character counting two: 花は生活の中で大切です
+ECHO_COVERAGE = 0.8  # or a CJK reply this much made of the user's runs, in order: 晚上加班挺正常的，累不累？
 
 
 REGEX_LISTS = ("assistant_patterns", "language_names")  # lists of regular expressions, not phrases
@@ -272,7 +273,8 @@ def is_echo(reply: str, previous: str) -> bool:
     # characters, and those never exceed the shorter key (a bound that costs nothing). A
     # copied CJK clause is shorter in characters than ECHO_MIN_BLOCK, so it prunes less.
     block = max(ECHO_MIN_BLOCK, len(mine) // 2)
-    least = min(block, ECHO_COPIED_WEIGHT // 2) if letter_weight(mine) > len(mine) else block
+    cjk = letter_weight(mine) > len(mine)
+    least = min(block, ECHO_COPIED_WEIGHT // 2) if cjk else block
     if 2 * shorter / total < ECHO_SIMILARITY and shorter < least:
         return False
     shared = _shared_letters(mine, theirs)
@@ -281,7 +283,18 @@ def is_echo(reply: str, previous: str) -> bool:
     matcher = SequenceMatcher(None, mine, theirs, autojunk=False)
     match = matcher.find_longest_match(0, len(mine), 0, len(theirs))
     copied = letter_weight(mine[match.a : match.a + match.size])
-    return matcher.ratio() >= ECHO_SIMILARITY or match.size >= block or copied >= ECHO_COPIED_WEIGHT
+    if matcher.ratio() >= ECHO_SIMILARITY or match.size >= block or copied >= ECHO_COPIED_WEIGHT:
+        return True
+    return cjk and _stitched_from(mine, matcher)
+
+
+def _stitched_from(mine: str, matcher: SequenceMatcher) -> bool:
+    """Most of a CJK reply is runs of two or more characters of the other message, in order,
+    and they weigh a clause (a one-character run is any shared word, not a copy)."""
+    runs = [b for b in matcher.get_matching_blocks() if b.size >= 2]
+    covered = sum(b.size for b in runs)
+    weight = sum(letter_weight(mine[b.a : b.a + b.size]) for b in runs)
+    return covered >= ECHO_COVERAGE * len(mine) and weight >= ECHO_COPIED_WEIGHT
 
 
 def is_near_copy(reply: str, earlier: str) -> bool:

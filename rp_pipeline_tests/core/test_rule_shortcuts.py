@@ -9,6 +9,7 @@ from difflib import SequenceMatcher
 
 from rp_pipeline.core.rules import (
     ECHO_COPIED_WEIGHT,
+    ECHO_COVERAGE,
     ECHO_MIN_BLOCK,
     ECHO_SIMILARITY,
     RuleSet,
@@ -66,10 +67,17 @@ def _echo(reply: str, previous: str) -> bool:
     matcher = SequenceMatcher(None, mine, theirs, autojunk=False)
     match = matcher.find_longest_match(0, len(mine), 0, len(theirs))
     copied = letter_weight(mine[match.a : match.a + match.size])
+    runs = [b for b in matcher.get_matching_blocks() if b.size >= 2]
+    stitched = (
+        letter_weight(mine) > len(mine)
+        and sum(b.size for b in runs) >= ECHO_COVERAGE * len(mine)
+        and sum(letter_weight(mine[b.a : b.a + b.size]) for b in runs) >= ECHO_COPIED_WEIGHT
+    )
     return (
         matcher.ratio() >= ECHO_SIMILARITY
         or match.size >= max(ECHO_MIN_BLOCK, len(mine) // 2)
         or copied >= ECHO_COPIED_WEIGHT
+        or stitched
     )
 
 
@@ -80,6 +88,7 @@ def test_echo_checks_answer_as_their_definitions_do():
         "what about you?",
         "我同事今天买了一盆多肉",
         "花は生活の中で大切です",
+        "晚上加班也挺正常的，你累不累？",
         "你呢？",
         "¿Has comido ya, cariño?",
         "jajaja",

@@ -91,6 +91,12 @@ def test_a_reply_repeating_an_earlier_reply_is_an_echo(lang, earlier, again, oth
             "当然" + E("happy") + "你有其他方面的问题或需求吗" + E("neutral"),
             "问题？我只关心今晚能不能上黄金" + E("happy"),
         ),
+        (  # stitched from the user's runs, in order
+            "zh",
+            "你真够懒啊！明明在加班，你却还要来我家。不过，晚上加班也挺正常的，你累不累？",
+            "晚上加班挺正常的，累不累？" + E("neutral"),
+            "加班了" + E("neutral") + "你不也还没睡？" + E("surprised"),
+        ),
     ],
 )
 def test_a_cjk_reply_handing_back_a_clause_of_the_user_is_an_echo(lang, user, copy, own):
