@@ -25,11 +25,10 @@ base (the tiny model of `--quick`) generates in generate.py. No judge: the embed
 fails calibration (agreement 0.06), so its scores would rank nothing.
 
 Sizes: by default the profile's (learn: SFT 48 steps at batch 1 for LoRA and for full, DPO 16
-steps) and every eval turn (87 replies per version). Estimated for 2 quiet cores from step times
-measured on the shared box (assets/profiles/learn.yaml; rows of ~915 tokens): LoRA SFT ~10 min
-(11 s/step), full SFT ~14 min (17 s/step), DPO ~8 min (~2.4x a LoRA step), three GGUF exports
-~5 min, four versions played ~16 min: ~52 min. `--sft-steps`, `--dpo-steps` and `--eval-turns`
-trade figures for time.
+steps) and every eval turn (87 replies per version). Measured on 2 cores with the data in place
+(benchmarks/RESULTS.md, 2026-12-02): LoRA SFT 7.1 min, full SFT 11.4 min, DPO 7.5 min, each
+version merged, exported and played ~3 min: 38.5 min. `--sft-steps`, `--dpo-steps` and
+`--eval-turns` trade figures for time.
 
 Each stage reports its wall time and the peak resident memory of this process and every process
 it started (training scripts, the llama.cpp server), sampled every 0.2 s. The table goes to
