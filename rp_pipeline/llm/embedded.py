@@ -216,7 +216,6 @@ def _serve_forever(model: Path, alias: str, port: int, n_ctx: int, slots: int, t
     server = xllamacpp.Server(params)
     print(f"embedded server: {alias} on {server.listening_address}", flush=True)
     wait_while_parent_lives()  # or until serve_embedded terminates this process
-    os._exit(0)  # the native server's threads would keep a normal exit waiting
 
 
 def wait_while_parent_lives(poll_s: float = 1.0) -> None:
