@@ -23,6 +23,7 @@ import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from rp_pipeline.core.atomic import atomic_path, write_text_atomic
 
@@ -178,7 +179,10 @@ def serve_embedded(
         str(n_threads or os.cpu_count() or 2),
     ]
     with open(log_path, "ab") if log_path else contextlib.nullcontext(subprocess.DEVNULL) as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # stdin: a pipe only this process writes to; the server exits when it closes (serve_until_eof)
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         api_base = f"http://127.0.0.1:{port}/v1"
         try:
             _wait_healthy(proc, api_base, startup_timeout_s)
@@ -189,6 +193,8 @@ def serve_embedded(
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            if proc.stdin is not None:
+                proc.stdin.close()
 
 
 def _serve_forever(model: Path, alias: str, port: int, n_ctx: int, slots: int, threads: int) -> None:
@@ -215,20 +221,19 @@ def _serve_forever(model: Path, alias: str, port: int, n_ctx: int, slots: int, t
     params.cpuparams_batch.n_threads = threads
     server = xllamacpp.Server(params)
     print(f"embedded server: {alias} on {server.listening_address}", flush=True)
-    wait_while_parent_lives()  # or until serve_embedded terminates this process
+    serve_until_eof(sys.stdin.buffer)  # or until serve_embedded terminates this process
 
 
-def wait_while_parent_lives(poll_s: float = 1.0) -> None:
-    """Block while the process that started this one runs.
+def serve_until_eof(starter: BinaryIO) -> None:
+    """Block until `starter`, a pipe from the process that started this one, reaches its end.
 
     A server is started in its own session, so a SIGKILLed `rp demo` or Dagster step cannot
     take it along: the two servers of a killed run were found 40 minutes later still holding
-    3.3 GB of memory and their ports (and any decode in flight runs on). Once the parent is
-    gone this process is re-parented, and the server exits within `poll_s`.
+    3.3 GB of memory and their ports (and any decode in flight runs on). The kernel closes a
+    dead process's end of the pipe, whatever killed it, so the server exits with its starter.
     """
-    parent = os.getppid()
-    while os.getppid() == parent:
-        time.sleep(poll_s)
+    while starter.read(4096):
+        pass
 
 
 def _wait_healthy(proc: subprocess.Popen, api_base: str, timeout_s: float) -> None:
@@ -244,7 +249,9 @@ def _wait_healthy(proc: subprocess.Popen, api_base: str, timeout_s: float) -> No
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="Serve a GGUF with llama.cpp on 127.0.0.1 (see serve_embedded).")
+    parser = argparse.ArgumentParser(
+        description="Serve a GGUF with llama.cpp on 127.0.0.1 until standard input closes (see serve_embedded)."
+    )
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--alias", default="embedded")
     parser.add_argument("--port", type=int, required=True)

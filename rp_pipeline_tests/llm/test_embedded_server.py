@@ -1,29 +1,28 @@
 """An embedded model server never outlives the process that started it (no llama.cpp needed:
-the watchdog is what the server process blocks on)."""
+`serve_until_eof` is what the server process blocks on)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import psutil
 
 from rp_pipeline.settings import REPO_ROOT
 
-# The parent starts a child as serve_embedded starts a server (own session) and then waits.
+# The parent starts a child as serve_embedded starts a server (own session, a pipe on its
+# stdin), passes on the child's pid and then waits to be killed.
 PARENT = """
 import subprocess, sys, time
-subprocess.Popen([sys.executable, "-c", {child!r}], start_new_session=True)
+child = subprocess.Popen([sys.executable, "-c", {child!r}], stdin=subprocess.PIPE, start_new_session=True)
+print(child.pid, flush=True)
 time.sleep(120)
 """
 CHILD = """
-import os
-from pathlib import Path
-from rp_pipeline.llm.embedded import wait_while_parent_lives
-Path({pid_file!r}).write_text(str(os.getpid()))
-wait_while_parent_lives(poll_s=0.1)
+import sys
+from rp_pipeline.llm.embedded import serve_until_eof
+serve_until_eof(sys.stdin.buffer)
 """
 
 
@@ -43,19 +42,19 @@ def _wait_for(condition, timeout_s: float) -> bool:
     return False
 
 
-def test_a_server_exits_soon_after_its_parent_is_sigkilled(tmp_path: Path):
-    pid_file = tmp_path / "server.pid"
-    child = CHILD.format(pid_file=str(pid_file))
-    parent = subprocess.Popen([sys.executable, "-c", PARENT.format(child=child)], cwd=REPO_ROOT)
+def test_a_server_exits_as_soon_as_its_parent_is_sigkilled():
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT.format(child=CHILD)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    server = int(parent.stdout.readline())
     try:
-        assert _wait_for(lambda: pid_file.is_file() and pid_file.read_text(), 60), "the server never started"
-        server = int(pid_file.read_text())
-        time.sleep(0.3)
-        assert not _gone(server), "the server must keep running while its parent lives"
+        assert not _wait_for(lambda: _gone(server), 1), "the server must keep running while its parent lives"
         parent.kill()
         parent.wait()
         assert _wait_for(lambda: _gone(server), 10), f"server {server} outlived its SIGKILLed parent"
     finally:
         parent.kill()
-        if pid_file.is_file() and not _gone(pid := int(pid_file.read_text())):
-            psutil.Process(pid).kill()
+        parent.stdout.close()
+        if not _gone(server):
+            psutil.Process(server).kill()
