@@ -128,13 +128,13 @@ def compact_directory(
         target = directory / (sources[-1].name.removesuffix(".parquet") + MERGED_SUFFIX)
         while target.exists():  # never replace a file that is not one of the sources
             target = directory / (target.name.removesuffix(".parquet") + MERGED_SUFFIX)
-        _merge(sources, target, schema, sort_by)
+        merge_segments(sources, target, schema, sort_by)
         for path in sources:
             path.unlink(missing_ok=True)
         return len(sources)
 
 
-def _merge(sources: list[Path], target: Path, schema: pa.Schema, sort_by: str | None = None) -> None:
+def merge_segments(sources: list[Path], target: Path, schema: pa.Schema, sort_by: str | None = None) -> None:
     """Write the rows of `sources` into `target` via temp + rename: in source-name order,
     rows in order, or sorted by the column `sort_by` with ties in that same order."""
     tagged = schema.with_metadata({SOURCES_KEY: json.dumps([p.name for p in sources]).encode()})

@@ -30,7 +30,7 @@ from fsspec import AbstractFileSystem
 from upath import UPath
 
 from rp_pipeline.core.storage import Location, location
-from rp_pipeline.lineage.compaction import MAX_SEGMENT_BYTES, MERGED_SUFFIX, SOURCES_KEY, _merge
+from rp_pipeline.lineage.compaction import MAX_SEGMENT_BYTES, MERGED_SUFFIX, SOURCES_KEY, merge_segments
 from rp_pipeline.lineage.schema import KINDS, SCHEMA_FILE, SORT_BY, arrow_schema
 from rp_pipeline.lineage.store import LineageStore
 
@@ -113,7 +113,7 @@ def compact_remote(
     """Merge the small segments of `directory` on object storage; returns how many were merged.
 
     The sources are downloaded to a local temp directory ($TMPDIR holds them and the merged
-    file) and merged exactly as on a local disk (`_merge`: the same order, row groups and
+    file) and merged exactly as on a local disk (`merge_segments`: the same order, row groups and
     sort); the merged segment is uploaded whole (one object), then the sources are deleted. A
     merged segment never replaces an object that is not one of them.
     """
@@ -131,7 +131,7 @@ def compact_remote(
         local.mkdir()
         fs.get([f"{root}/{name}" for name in sources], [str(local / name) for name in sources])
         merged = Path(tmp) / target
-        _merge([local / name for name in sources], merged, schema, sort_by)
+        merge_segments([local / name for name in sources], merged, schema, sort_by)
         fs.put_file(str(merged), f"{root}/{target}")
     fs.rm([f"{root}/{name}" for name in sources])
     return len(sources)

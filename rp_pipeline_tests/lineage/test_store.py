@@ -341,14 +341,14 @@ def test_compaction_merges_segments_without_changing_answers(store: LineageStore
 
 
 def test_an_interrupted_compaction_is_finished_by_the_next(tmp_path: Path) -> None:
-    from rp_pipeline.lineage.compaction import MERGED_SUFFIX, _merge, segment_files
+    from rp_pipeline.lineage.compaction import MERGED_SUFFIX, merge_segments, segment_files
     from rp_pipeline.lineage.schema import arrow_schema
 
     lineage = LineageStore(tmp_path)
     for i in range(3):
         lineage.write_events([event("a", None, f"row-{i}", [])])
     sources = segment_files(tmp_path / "events")
-    _merge(sources, tmp_path / "events" / (sources[-1].stem + MERGED_SUFFIX), arrow_schema("events"))
+    merge_segments(sources, tmp_path / "events" / (sources[-1].stem + MERGED_SUFFIX), arrow_schema("events"))
     # "crash" here: merged file published, sources not yet deleted
 
     lineage.compact()
