@@ -62,10 +62,9 @@ from rp_pipeline.core.evaluation import (
     automatic_metrics,
     load_eval_cards,
     load_scenarios,
-    play_scenarios,
     read_played_replies,
+    scenario_generate_config,
     scenario_plays,
-    write_scenario_requests,
 )
 from rp_pipeline.core.judging import difference_interval
 from rp_pipeline.core.launch import training_command
@@ -361,24 +360,15 @@ def play(run: Run, name: str, checkpoint: Checkpoint | None, scenarios, system_p
     if run.template is None:  # any base but the embedded one: transformers in generate.py
         model = checkpoint.dense_dir if checkpoint else run.base["base_model_dir"]
         output = work / "replies.jsonl"
+        dense = {"model_dir": model, "kind": "dense", "adapters": checkpoint.adapters if checkpoint else []}
+        seed = run.profile.seed
         run_script(
-            "generate",
-            {
-                "model_dir": model,
-                "kind": "dense",
-                "adapters": checkpoint.adapters if checkpoint else [],
-                "requests_file": str(write_scenario_requests(work / "requests.jsonl", scenarios, system_prompts)),
-                "output_file": str(output),
-                "max_new_tokens": max_tokens,
-                "temperature": 0.7,
-                "seed": run.profile.seed,
-            },
-            work,
+            "generate", scenario_generate_config(dense, scenarios, system_prompts, work, output, max_tokens, seed), work
         )
         return read_played_replies(output)
+    from rp_pipeline.defs.evaluation import play_on_llama_cpp
     from rp_pipeline.defs.quantize import quantize_job
     from rp_pipeline.defs.resources import LLMResource
-    from rp_pipeline.llm.embedded import serve_embedded
 
     gguf = run.template
     if checkpoint is not None:
@@ -390,9 +380,8 @@ def play(run: Run, name: str, checkpoint: Checkpoint | None, scenarios, system_p
         run_script(script, config, work, python)
         gguf = str(work / "model" / "model.gguf")
     llm = LLMResource(config_path=str(run.model_map), cache_path=str(run.out / "eval" / "llm_cache.sqlite"))
-    with serve_embedded(Path(gguf), alias=name, log_path=work / "server.log") as api_base:
-        client = llm.served_client(api_base, name, max_tokens)
-        return client.run(play_scenarios(client, "character", scenarios, system_prompts))
+    replies, _ = play_on_llama_cpp(llm, gguf, name, scenarios, system_prompts, work, max_tokens)
+    return replies
 
 
 def evaluate(run: Run, checkpoints: dict[str, Checkpoint]) -> list[VersionResult]:

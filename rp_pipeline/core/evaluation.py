@@ -187,6 +187,28 @@ def write_scenario_requests(path: Path, scenarios: list[EvalScenario], system_pr
     return write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
+def scenario_generate_config(
+    model: dict,
+    scenarios: list[EvalScenario],
+    system_prompts: dict[str, str],
+    work: Path,
+    output: Path,
+    max_new_tokens: int,
+    seed: int,
+) -> dict:
+    """The generate script's config that plays `scenarios` with `model` (its model_dir, kind,
+    adapters), sampled as every eval samples (temperature 0.7, `seed`); the requests go to `work`."""
+    requests = write_scenario_requests(work / "requests.jsonl", scenarios, system_prompts)
+    return {
+        **model,
+        "requests_file": str(requests),
+        "output_file": str(output),
+        "max_new_tokens": max_new_tokens,
+        "temperature": 0.7,
+        "seed": seed,
+    }
+
+
 def read_played_replies(path: Path) -> dict[str, list[str]]:
     """{scenario id: replies} from the generate script's output for `write_scenario_requests`."""
     return {row["id"]: row["replies"] for row in map(json.loads, path.read_text(encoding="utf-8").splitlines())}

@@ -24,9 +24,9 @@ from rp_pipeline.core.evaluation import (
     play_scenarios,
     rate_transcripts,
     read_played_replies,
+    scenario_generate_config,
     scenario_plays,
     transcript_turns,
-    write_scenario_requests,
 )
 from rp_pipeline.core.ids import content_id
 from rp_pipeline.core.judging import DIMENSIONS, calibrate, judge_fingerprint, load_calibration, summarize_pairwise
@@ -48,22 +48,9 @@ def _play_in_process(
     checkpoint loads as a dense model where compressed-tensors is installed: the gptq environment."""
     python = model.get("python")
     output = out_dir / f"{name}_replies.jsonl"
-    requests = write_scenario_requests(out_dir / "requests.jsonl", scenarios, system_prompts)
-    run_script(
-        context,
-        trainer,
-        "generate",
-        {
-            **{k: v for k, v in model.items() if k != "python"},
-            "requests_file": str(requests),
-            "output_file": str(output),
-            "max_new_tokens": max_tokens,
-            "temperature": 0.7,
-            "seed": seed,
-        },
-        out_dir / name,
-        python=python,
-    )
+    dense = {k: v for k, v in model.items() if k != "python"}
+    config = scenario_generate_config(dense, scenarios, system_prompts, out_dir, output, max_tokens, seed)
+    run_script(context, trainer, "generate", config, out_dir / name, python=python)
     return read_played_replies(output)
 
 
@@ -80,7 +67,7 @@ def current_judge_fingerprint(pipeline: PipelineResource, llm: LLMResource) -> s
     )
 
 
-def _play_on_llama_cpp(
+def play_on_llama_cpp(
     llm: LLMResource, gguf: str, model_id: str, scenarios, system_prompts, out_dir: Path, max_tokens: int
 ) -> tuple[dict[str, list[str]], list]:
     """A GGUF model served by llama.cpp on 127.0.0.1, reached through litellm like any provider."""
@@ -203,7 +190,7 @@ def _play_models(context, trainer, llm, quantized_model: QuantizedModel, scenari
     played, calls = {}, []
     for name, (version, model) in models.items():
         if quantized_model.format == "gguf":
-            replies, made = _play_on_llama_cpp(
+            replies, made = play_on_llama_cpp(
                 llm, model, version, scenarios, system_prompts, out_dir, profile.training.eval_max_new_tokens
             )
             calls += made
