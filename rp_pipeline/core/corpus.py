@@ -198,6 +198,7 @@ def build_corpus(
                 language=d.language,
                 messages=part,
                 parent_ids=[d.id],
+                switch_language=d.switch_language,
             )
             for part in split.parts
         ]

@@ -11,10 +11,12 @@ from rp_pipeline.core.personas import speaker_of
 from rp_pipeline.core.rules import RuleSet, check_character_reply, check_user_turn
 
 
-def content_violations(messages: list[Message], language: str, rules: RuleSet) -> list[tuple[int, Violation]]:
+def content_violations(
+    messages: list[Message], language: str, rules: RuleSet, switch_language: str | None = None
+) -> list[tuple[int, Violation]]:
     """Every rule a kept turn breaks: assistant turns against the user's message, the opening
     line, their earlier replies and the character's name; user turns against the reply before
-    and the user's own earlier turns."""
+    and the user's own earlier turns (in `language` or the row's deliberate `switch_language`)."""
     system = messages[0].content if messages and messages[0].role == "system" else ""
     name, opening = speaker_of(system)
     found: list[tuple[int, Violation]] = []
@@ -27,7 +29,12 @@ def content_violations(messages: list[Message], language: str, rules: RuleSet) -
             found += [
                 (index, v)
                 for v in check_user_turn(
-                    message.content, language, rules, last_character=last_character, previous_user_turns=users
+                    message.content,
+                    language,
+                    rules,
+                    last_character=last_character,
+                    previous_user_turns=users,
+                    switch_language=switch_language,
                 )
             ]
             last_user = message.content
@@ -48,12 +55,13 @@ def content_violations(messages: list[Message], language: str, rules: RuleSet) -
     return found
 
 
-def content_rates(conversations: list[tuple[str, list[Message]]], rules: RuleSet) -> dict:
-    """Turns checked, turns breaking a rule, the clean rate and the codes found (with counts)."""
+def content_rates(conversations: list[tuple[str, list[Message], str | None]], rules: RuleSet) -> dict:
+    """Turns checked, turns breaking a rule, the clean rate and the codes found (with counts),
+    over (language, messages, switch_language) conversations."""
     turns = bad = 0
     codes: Counter[str] = Counter()
-    for language, messages in conversations:
-        found = content_violations(messages, language, rules)
+    for language, messages, switch_language in conversations:
+        found = content_violations(messages, language, rules, switch_language)
         turns += sum(m.role != "system" for m in messages)
         bad += len({index for index, _ in found})
         codes.update(v.code for _, v in found)

@@ -147,6 +147,7 @@ class Dialogue(Record):
     user: UserCard
     turns: list[Turn]
     stop_reason: str
+    switch_language: LanguageCode | None = None  # a language the user switched to on purpose
 
 
 class Drop(Record):
@@ -178,6 +179,7 @@ class CleanedDialogue(Record):
     language: LanguageCode
     messages: list[Message]
     repaired_turns: int = 0
+    switch_language: LanguageCode | None = None  # a language the user switched to on purpose
 
 
 class CorpusRow(Record):
@@ -187,6 +189,7 @@ class CorpusRow(Record):
     language: LanguageCode
     messages: list[Message]
     parent_ids: list[str]
+    switch_language: LanguageCode | None = None  # a language the user switched to on purpose
 
 
 PairOrigin = Literal["regenerated", "self_sample", "judge_ranked"]

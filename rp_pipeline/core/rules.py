@@ -440,13 +440,16 @@ def check_user_turn(
     *,
     last_character: str | None = None,
     previous_user_turns: Iterable[str] = (),
+    switch_language: str | None = None,
 ) -> list[Violation]:
     """Every way a simulated user turn is garbage that the character should not be trained
     to answer: assistant-speak or a refusal, a degenerate repeat or keyboard mash, a copy of
     the character's last reply (a near-copy of the whole: picking one of the options the
     character offered, "Une tradition alors", is an answer), format tags or emotion label
     words or leaked JSON, another language. Short neutral turns ("ok", "哈哈", an emoji) are too short to
-    judge for language."""
+    judge for language. `switch_language`: the one other language this user was told to
+    switch to (a dialogue that tests the character keeps its own); a turn in it is the test,
+    not drift, while any third language still is."""
     if not text.strip():
         return [Violation(code="empty", detail="user turn")]
     found: list[Violation] = []
@@ -466,7 +469,11 @@ def check_user_turn(
     if detail := assistant_speak(text, plain, rules):
         found.append(Violation(code="user_assistant_speak", detail=detail))
     # a repeated letter or keyboard mash is in no language: lingua would name one at random
-    if not degenerate and (detail := _user_language(plain, language)):
+    if (
+        not degenerate
+        and (detail := _user_language(plain, language))
+        and (switch_language is None or _user_language(plain, switch_language))
+    ):
         found.append(Violation(code="user_wrong_language", detail=detail))
     return found
 

@@ -49,6 +49,13 @@ class SimulationConfig(BaseModel):
     moderator_every: int = Field(default=4, ge=1, description="ask the moderator every N turns after min_turns")
     max_attempts: int = Field(default=3, ge=1, description="tries per turn (character and user) on a rule violation")
     dialogues_per_persona: int = Field(default=1, ge=1)
+    language_switch_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of multi_agent dialogues whose user writes its 2nd and 3rd turns in another language "
+        "(English; Chinese to an English character) and asks the character to follow, which it must not",
+    )
 
     def model_post_init(self, __context: object) -> None:
         if self.min_turns > self.max_turns:
@@ -81,6 +88,9 @@ class StopDecision(BaseModel):
     reason: str = Field(default="", max_length=80)  # bounded: a constrained decoder must close the JSON in time
 
 
+# The user's 2nd turn asks for the other language and the 3rd insists: a 7-turn dialogue then
+# ends on the character keeping its language twice, as users do it ("can we speak English?").
+SWITCH_TURNS = (2, 3)
 CUT = Violation(code="truncated", detail="stopped on the token limit")
 USER_CUT = Violation(code="user_truncated", detail="stopped on the token limit")
 
@@ -109,10 +119,12 @@ class DialogueSimulator:
         self.llm, self.prompts, self.rules, self.config = llm, prompts, rules, config
 
     async def simulate(self, persona: PersonaCard, sample: SeedSample, topics: TopicSet, index: int = 0) -> Dialogue:
-        # The mode joins the id only when it is not the original multi-agent one, so ids (and
-        # with them seeds and cached calls) of multi-agent dialogues stay what they were.
-        config = self.config.model_dump(exclude={"mode"} if self.config.mode == SimulationMode.multi_agent else None)
-        key = {
+        # The mode joins the id only when it is not the original multi-agent one, and the switch
+        # language only for a dialogue that has one, so ids (and with them seeds and cached calls)
+        # of the other dialogues stay what they were.
+        multi_agent = self.config.mode == SimulationMode.multi_agent
+        config = self.config.model_dump(exclude={"language_switch_share", *(["mode"] if multi_agent else [])})
+        key: dict = {
             "persona": persona.model_dump(),
             "sample": sample.id,
             "topics": topics.id,
@@ -120,12 +132,15 @@ class DialogueSimulator:
             "config": config,
             "prompts": self.prompts.version,
         }
+        switch = None
+        if multi_agent and stable_seed("switch", content_id("dlg", key)) / 2**32 < self.config.language_switch_share:
+            switch = key["switch_language"] = "zh" if persona.language == "en" else "en"
         dialogue_id = content_id("dlg", key)
         user = user_card(sample, persona)
         if self.config.mode == SimulationMode.single_call:
             turns, stop_reason = await self._write_whole(dialogue_id, persona, user, sample, topics)
         else:
-            turns, stop_reason = await self._run_agents(dialogue_id, persona, user, sample, topics)
+            turns, stop_reason = await self._run_agents(dialogue_id, persona, user, sample, topics, switch)
         return Dialogue(
             id=dialogue_id,
             persona_id=persona.id,
@@ -138,10 +153,17 @@ class DialogueSimulator:
             user=user,
             turns=turns,
             stop_reason=stop_reason,
+            switch_language=switch,
         )
 
     async def _run_agents(
-        self, dialogue_id: str, persona: PersonaCard, user: UserCard, sample: SeedSample, topics: TopicSet
+        self,
+        dialogue_id: str,
+        persona: PersonaCard,
+        user: UserCard,
+        sample: SeedSample,
+        topics: TopicSet,
+        switch: str | None = None,
     ) -> tuple[list[Turn], str]:
         character_system = (
             system_prompt(persona, self.prompts, with_opening_line=False)
@@ -157,7 +179,9 @@ class DialogueSimulator:
         replies = 0
         try:
             while len(turns) + 2 <= self.config.max_turns:
-                turns.append(await self._user_turn(dialogue_id, persona, user, sample, turns))
+                number = sum(t.role == "user" for t in turns) + 1
+                switch_to = switch if number in SWITCH_TURNS else None
+                turns.append(await self._user_turn(dialogue_id, persona, user, sample, turns, switch_to))
                 topic = None
                 if replies % self.config.topic_every == 0:
                     topic = (
@@ -210,7 +234,7 @@ class DialogueSimulator:
         for turn in kept:
             if turn.role == "user":
                 text = turn.content.strip()
-                violations = self._check_user(text, persona, turns)
+                violations = self._check_user(text, persona.language, turns)
                 turns.append(Turn(role="user", content=text, violations=violations))
                 continue
             text = turn.content.strip()
@@ -230,23 +254,33 @@ class DialogueSimulator:
             character_name=persona.name,
         )
 
-    def _check_user(self, text: str, persona: PersonaCard, turns: list[Turn]) -> list[Violation]:
-        """The user-turn rules, with the character message it answers and the user's earlier turns."""
+    def _check_user(self, text: str, language: str, turns: list[Turn]) -> list[Violation]:
+        """The user-turn rules, with the character message it answers and the user's earlier turns;
+        `language` is the one this turn must be in (another than the persona's on a switch turn)."""
         return check_user_turn(
             text,
-            persona.language,
+            language,
             self.rules,
             last_character=turns[-1].content,
             previous_user_turns=[t.content for t in turns if t.role == "user"],
         )
 
     async def _user_turn(
-        self, dialogue_id: str, persona: PersonaCard, user: UserCard, sample: SeedSample, turns: list[Turn]
+        self,
+        dialogue_id: str,
+        persona: PersonaCard,
+        user: UserCard,
+        sample: SeedSample,
+        turns: list[Turn],
+        switch_to: str | None = None,
     ) -> Turn:
         # Small models copy the other side when given a role-swapped chat; a transcript in one
         # message keeps the user agent in its own voice. A turn that breaks the user-turn rules
-        # (echo, assistant-speak, degenerate, markup, wrong language) or that stopped on the
-        # token limit is sampled again.
+        # (echo, assistant-speak, degenerate, markup, wrong language) or that stopped on the token
+        # limit is sampled again. `switch_to`: this turn is in that language and asks the character
+        # to switch to it (the first of SWITCH_TURNS) or insists (the next).
+        language = switch_to or persona.language
+        insist = sum(t.role == "user" for t in turns) + 1 > SWITCH_TURNS[0]
         text, violations, cut = "", [], False
         for attempt in range(self.config.max_attempts):
             prompt = self.prompts.render(
@@ -256,13 +290,15 @@ class DialogueSimulator:
                 scene=sample.scene,
                 transcript=turns[-8:],
                 language_name=LANGUAGES[persona.language],
+                switch_to=switch_to and LANGUAGES[switch_to],
+                insist=insist,
                 codes=[v.code for v in violations],
             )
             completion = await self.llm.complete(
                 "user_agent", [{"role": "user", "content": prompt}], seed=stable_seed(dialogue_id, len(turns), attempt)
             )
             text = _one_line(completion.text)
-            violations = self._check_user(text, persona, turns)
+            violations = self._check_user(text, language, turns)
             # the limit cut the line kept only when nothing follows it (a first line, then a cut second one, is whole)
             cut = completion.cut and "\n" not in completion.text.strip()
             if cut:

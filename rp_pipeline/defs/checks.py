@@ -15,7 +15,7 @@ from rp_pipeline.core.artifacts import CorpusArtifact
 from rp_pipeline.core.cleaning.quality import quality_rates
 from rp_pipeline.core.corpus import corpus_gaps, language_distance, language_distribution
 from rp_pipeline.core.gates import content_rates
-from rp_pipeline.core.models import CleanedDialogue, Message
+from rp_pipeline.core.models import CleanedDialogue, CorpusRow
 from rp_pipeline.core.rules import RuleSet
 from rp_pipeline.defs.cleaning import cleaned_dialogues
 from rp_pipeline.defs.corpus import training_corpus
@@ -28,10 +28,11 @@ RATES = ("format_valid_rate", "in_language_rate", "content_clean_rate")
 warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")
 
 
-def _rates(conversations: list[tuple[str, list[Message]]], rules: RuleSet) -> dict:
-    content = content_rates(conversations, rules)
+def _rates(rows: Sequence[CleanedDialogue | CorpusRow], rules: RuleSet) -> dict:
+    content = content_rates([(r.language, r.messages, r.switch_language) for r in rows], rules)
     codes = content.pop("content_codes")
-    return {**quality_rates(conversations), **content, "content_codes": MetadataValue.json(codes)}
+    quality = quality_rates([(r.language, r.messages) for r in rows])
+    return {**quality, **content, "content_codes": MetadataValue.json(codes)}
 
 
 def _gate(rates: dict, gaps: Sequence[str] = (), **extra) -> AssetCheckResult:
@@ -60,7 +61,7 @@ def _gate(rates: dict, gaps: Sequence[str] = (), **extra) -> AssetCheckResult:
     f"either speaker (>= {MIN_RATE:.0%} each).",
 )
 def cleaned_dialogues_quality(cleaned_dialogues: list[CleanedDialogue], pipeline: PipelineResource) -> AssetCheckResult:
-    rates = _rates([(d.language, d.messages) for d in cleaned_dialogues], pipeline.rules())
+    rates = _rates(cleaned_dialogues, pipeline.rules())
     return _gate(rates, dialogues=len(cleaned_dialogues))
 
 
@@ -82,7 +83,7 @@ def training_corpus_quality(training_corpus: CorpusArtifact, pipeline: PipelineR
     if general_share > 0.5:
         gaps.append("general_share > 0.5")
     return _gate(
-        _rates([(r.language, r.messages) for r in roleplay], pipeline.rules()),
+        _rates(roleplay, pipeline.rules()),
         gaps,
         rows=len(rows),
         general_share=general_share,

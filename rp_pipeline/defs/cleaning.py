@@ -56,6 +56,7 @@ def cleaned_dialogues(
             language=row.language,
             messages=row.messages,
             repaired_turns=repaired[row.id],
+            switch_language=row.switch_language,
         )
         for row in result.kept
     ]

@@ -262,3 +262,12 @@ def test_a_user_turn_copying_the_character_is_user_echo(lang, character, copy, a
 def test_a_user_picking_what_the_character_offered_is_no_echo(lang, character, choice):
     """The user names one of the options: a shared phrase, not a copy of the reply."""
     assert user_codes(choice, lang, last_character=character) == set()
+
+
+def test_a_user_told_to_switch_may_write_that_language_but_no_third_one():
+    english = "Can we chat in English from now on? I want to practise it"
+    assert user_codes(english, "zh", switch_language="en") == set()
+    assert user_codes(english, "zh") == {"user_wrong_language"}
+    assert user_codes("今天好累，先不聊这个了", "zh", switch_language="en") == set()  # back in the dialogue's language
+    french = "On peut parler français maintenant, s'il te plaît ?"
+    assert user_codes(french, "zh", switch_language="en") == {"user_wrong_language"}

@@ -200,3 +200,29 @@ def test_a_user_turn_cut_by_the_token_limit_is_regenerated_and_a_last_cut_one_is
     first = dialogue.turns[1]
     assert first.content == "我感觉到了一种" and first.cut
     assert [v.code for v in first.violations] == ["user_truncated"]
+
+
+def test_a_language_switch_dialogue_has_the_user_ask_and_insist_in_another_language(fake_llm, tmp_path):
+    plain, _ = simulate(fake_llm, tmp_path, max_turns=7, min_turns=7)
+    never, _ = simulate(fake_llm, tmp_path, max_turns=7, min_turns=7, language_switch_share=0.0)
+    assert plain.switch_language is None and never.id == plain.id  # the share alone leaves ids alone
+
+    fake_llm.requests.clear()
+    dialogue, fake = simulate(fake_llm, tmp_path, max_turns=7, min_turns=7, language_switch_share=1.0)
+    assert dialogue.switch_language == "en" and dialogue.id != plain.id
+    users = [t for t in dialogue.turns if t.role == "user"]
+    prompts = [r["messages"][0]["content"] for r in requests(fake, "user_agent")]
+    assert "in English, not in Chinese: ask" in prompts[1] and "insist once" in prompts[2]
+    assert "in Chinese only" in prompts[0]
+    assert all(not t.violations for t in users)
+    assert not re.search(r"[\u4e00-\u9fff]", users[1].content + users[2].content)  # the fake writes as told
+    assert re.search(r"[\u4e00-\u9fff]", users[0].content)
+    replies = [t for t in dialogue.turns[1:] if t.role == "character"]
+    assert len(replies) == 3 and all(not t.violations for t in replies)
+
+
+def test_an_english_character_gets_a_user_switching_to_chinese(fake_llm, tmp_path):
+    riley = load_persona_file(ASSETS / "eval" / "personas" / "riley-park.yaml")
+    dialogue, fake = simulate(fake_llm, tmp_path, card=riley, keywords=("coffee",), language_switch_share=1.0)
+    assert dialogue.switch_language == "zh"
+    assert "in Chinese, not in English: ask" in requests(fake, "user_agent")[1]["messages"][0]["content"]

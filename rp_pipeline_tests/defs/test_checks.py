@@ -125,3 +125,13 @@ def test_a_language_distribution_off_target_blocks(tmp_path):
 def test_general_share_never_counts_as_missed_when_the_profile_asks_for_none():
     rows = build_corpus(_roleplay(2, 2), [], CorpusConfig(general_share=0)).rows
     assert not corpus_gaps(rows, CorpusConfig(general_share=0, languages={"zh": 1, "en": 1}), {})
+
+
+def test_a_deliberate_language_switch_passes_the_gate_and_drift_blocks(tmp_path):
+    switch = ("Can we chat in English from now on? I want to practise", "少来，好好说话" + E("happy"))
+    switched = _dialogue(LIN, [*ZH_EXCHANGES, switch]).model_copy(update={"switch_language": "en"})
+    result = cleaned_dialogues_quality([switched], pipeline=_pipeline(tmp_path))
+    assert result.passed, result.metadata["failing"]
+    drifted = _dialogue(LIN, [*ZH_EXCHANGES, switch])
+    result = cleaned_dialogues_quality([drifted], pipeline=_pipeline(tmp_path))
+    assert not result.passed and "user_wrong_language" in result.metadata["content_codes"].value

@@ -63,6 +63,7 @@ def dialogue_row(dialogue: Dialogue) -> ChatRow:
         ],
         opening_line=dialogue.turns[0].content if dialogue.turns else None,
         cut_turns=[index for index, turn in enumerate(dialogue.turns[1:], start=1) if turn.cut],
+        switch_language=dialogue.switch_language,
     )
 
 

@@ -30,6 +30,7 @@ class TurnContext:
     character_name: str | None = None
     last_character: str | None = None  # the character message this user turn answers (user_echo)
     previous_user_turns: tuple[str, ...] = ()  # a user turn must not copy the user's earlier ones either
+    switch_language: str | None = None  # a user turn may be in this language too (ChatRow.switch_language)
 
 
 TurnFilter = Callable[[TurnContext], list[Verdict]]
@@ -79,6 +80,7 @@ def reply_rules(turn: TurnContext) -> list[Verdict]:
             turn.rules,
             last_character=turn.last_character,
             previous_user_turns=turn.previous_user_turns,
+            switch_language=turn.switch_language,
         )
     else:
         found = check_character_reply(

@@ -78,7 +78,9 @@ class ChatRow(BaseModel):
     prompt instead of `messages` (a simulated dialogue): cleaning compares every turn with it
     but never exports it. `character_name` lets cleaning recognise a `Name：` prefix.
     `cut_turns` are the messages whose generator stopped on its token limit: cut, whatever
-    their text looks like (a Chinese turn cut after a whole word reads as finished)."""
+    their text looks like (a Chinese turn cut after a whole word reads as finished).
+    `switch_language`: the other language the user deliberately writes some turns in (a
+    simulated language-hold test); user turns in it are not drift, the character's still are."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -88,6 +90,7 @@ class ChatRow(BaseModel):
     opening_line: str | None = None
     character_name: str | None = None
     cut_turns: list[int] = Field(default_factory=list)
+    switch_language: LanguageCode | None = None
 
     @field_validator("messages")
     @classmethod

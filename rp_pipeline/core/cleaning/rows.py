@@ -65,6 +65,7 @@ def clean_row(
             character_name=row.character_name,
             last_character=None if assistant else last_character,
             previous_user_turns=() if assistant else tuple(users),
+            switch_language=None if assistant else row.switch_language,
         )
         content, found = run_filters(context)
         if content != message.content:

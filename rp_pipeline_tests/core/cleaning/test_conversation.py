@@ -114,3 +114,21 @@ def test_markdown_is_caught_before_debris_removal_erases_it():
     report = next(r for r in result.reports if r.turn == 6)
     assert report.action == "cut" and "assistant_speak" in report.codes
     assert "assistant_speak: structure: bold" in report.details
+
+
+def test_a_deliberate_language_switch_keeps_the_row_and_its_character_replies_are_still_judged():
+    hold = "说啥呢，听不懂" + E("surprised") + "你今天怎么怪怪的？" + E("neutral")
+    ask = ("Can we chat in English from now on? I want to practise", hold)
+    follow = ("Just one sentence in English, please!", "Sure, I can speak English with you!" + E("happy"))
+    switched = dialogue_row(_dialogue([*GOOD, ask, follow])).model_copy(update={"switch_language": "en"})
+    result = clean([switched])
+    assert 5 not in codes_by_turn(result) and 7 not in codes_by_turn(result)  # the user turns are the test
+    assert "wrong_language" in codes_by_turn(result)[8]  # the character that followed is cut
+    assert [m.content for m in result.kept[0].messages][-1] == ask[1]
+    drifted = dialogue_row(_dialogue([*GOOD, ask]))
+    assert "user_wrong_language" in codes_by_turn(clean([drifted]))[5]  # without the switch it is drift
+
+
+def test_the_dialogue_row_carries_the_switch_language():
+    switched = _dialogue(GOOD).model_copy(update={"switch_language": "en"})
+    assert dialogue_row(switched).switch_language == "en"
