@@ -394,8 +394,12 @@ def _markers(reply: str) -> int:
 
 def _write_in(text: str) -> str:
     # "Write every text field in X", "is written in X", "Write your next message to NAME in X",
-    # the scene agent's "in X, as one short phrase"
-    match = re.search(r"(?:Write|written|text field)[^\n.:]*? in ([A-Z]\w+)|\bin ([A-Z]\w+), as one short phrase", text)
+    # a switching user's "Your next message to NAME is in X", the scene agent's "in X, as one short phrase"
+    match = re.search(
+        r"(?:Write|written|text field|message to [^\n.:]*? is)[^\n.:]*? in ([A-Z]\w+)"
+        r"|\bin ([A-Z]\w+), as one short phrase",
+        text,
+    )
     return next(g for g in match.groups() if g) if match else "English"
 
 

@@ -168,7 +168,12 @@ class DialogueSimulator:
         character_system = (
             system_prompt(persona, self.prompts, with_opening_line=False)
             + "\n\n"
-            + self.prompts.render("character_scene", scene=sample.scene)
+            + self.prompts.render(
+                "character_scene",
+                scene=sample.scene,
+                switch_to=switch and LANGUAGES[switch],
+                language_name=LANGUAGES[persona.language],
+            )
         )
         # Topics fit the card: a sample's keywords were written for its own occupation and language,
         # so they are handed on (those in the persona's language) only to the card synthesized from

@@ -203,7 +203,8 @@ def test_a_user_turn_cut_by_the_token_limit_is_regenerated_and_a_last_cut_one_is
 
 
 def test_a_language_switch_dialogue_has_the_user_ask_and_insist_in_another_language(fake_llm, tmp_path):
-    plain, _ = simulate(fake_llm, tmp_path, max_turns=7, min_turns=7)
+    plain, plain_fake = simulate(fake_llm, tmp_path, max_turns=7, min_turns=7)
+    plain_requests = list(plain_fake.requests)
     never, _ = simulate(fake_llm, tmp_path, max_turns=7, min_turns=7, language_switch_share=0.0)
     assert plain.switch_language is None and never.id == plain.id  # the share alone leaves ids alone
 
@@ -212,17 +213,25 @@ def test_a_language_switch_dialogue_has_the_user_ask_and_insist_in_another_langu
     assert dialogue.switch_language == "en" and dialogue.id != plain.id
     users = [t for t in dialogue.turns if t.role == "user"]
     prompts = [r["messages"][0]["content"] for r in requests(fake, "user_agent")]
-    assert "in English, not in Chinese: ask" in prompts[1] and "insist once" in prompts[2]
+    assert "is in English, not Chinese: in it you ask" in prompts[1] and "insist once" in prompts[2]
     assert "in Chinese only" in prompts[0]
     assert all(not t.violations for t in users)
     assert not re.search(r"[\u4e00-\u9fff]", users[1].content + users[2].content)  # the fake writes as told
     assert re.search(r"[\u4e00-\u9fff]", users[0].content)
     replies = [t for t in dialogue.turns[1:] if t.role == "character"]
     assert len(replies) == 3 and all(not t.violations for t in replies)
+    # the character is told at generation time, never in the training system prompt
+    character_systems = [r["messages"][0]["content"] for r in requests(fake, "character")]
+    assert all("You only ever text the user in Chinese" in s for s in character_systems)
+    assert "You only ever text" not in dialogue.system_prompt
+    assert not any("You only ever text" in r["messages"][0]["content"] for r in plain_requests)
 
 
 def test_an_english_character_gets_a_user_switching_to_chinese(fake_llm, tmp_path):
     riley = load_persona_file(ASSETS / "eval" / "personas" / "riley-park.yaml")
     dialogue, fake = simulate(fake_llm, tmp_path, card=riley, keywords=("coffee",), language_switch_share=1.0)
     assert dialogue.switch_language == "zh"
-    assert "in Chinese, not in English: ask" in requests(fake, "user_agent")[1]["messages"][0]["content"]
+    prompts = [r["messages"][0]["content"] for r in requests(fake, "user_agent")]
+    assert "is in Chinese, not English: in it you ask" in prompts[1]
+    users = [t for t in dialogue.turns if t.role == "user"]
+    assert re.search(r"[\u4e00-\u9fff]", users[1].content) and not users[1].violations
