@@ -184,9 +184,7 @@ class DialogueSimulator:
         replies = 0
         try:
             while len(turns) + 2 <= self.config.max_turns:
-                number = sum(t.role == "user" for t in turns) + 1
-                switch_to = switch if number in SWITCH_TURNS else None
-                turns.append(await self._user_turn(dialogue_id, persona, user, sample, turns, switch_to))
+                turns.append(await self._user_turn(dialogue_id, persona, user, sample, turns, switch))
                 topic = None
                 if replies % self.config.topic_every == 0:
                     topic = (
@@ -277,15 +275,16 @@ class DialogueSimulator:
         user: UserCard,
         sample: SeedSample,
         turns: list[Turn],
-        switch_to: str | None = None,
+        switch: str | None = None,
     ) -> Turn:
         # Small models copy the other side when given a role-swapped chat; a transcript in one
         # message keeps the user agent in its own voice. A turn that breaks the user-turn rules
         # (echo, assistant-speak, degenerate, markup, wrong language) or that stopped on the token
-        # limit is sampled again. `switch_to`: this turn is in that language and asks the character
-        # to switch to it (the first of SWITCH_TURNS) or insists (the next).
+        # limit is sampled again. `switch`: the dialogue's switch language, which the user's turns
+        # numbered in SWITCH_TURNS are in, asking the character to follow (the first) or insisting.
+        number = sum(t.role == "user" for t in turns) + 1
+        switch_to = switch if number in SWITCH_TURNS else None
         language = switch_to or persona.language
-        insist = sum(t.role == "user" for t in turns) + 1 > SWITCH_TURNS[0]
         text, violations, cut = "", [], False
         for attempt in range(self.config.max_attempts):
             prompt = self.prompts.render(
@@ -296,7 +295,7 @@ class DialogueSimulator:
                 transcript=turns[-8:],
                 language_name=LANGUAGES[persona.language],
                 switch_to=switch_to and LANGUAGES[switch_to],
-                insist=insist,
+                insist=number > SWITCH_TURNS[0],
                 codes=[v.code for v in violations],
             )
             completion = await self.llm.complete(
