@@ -262,6 +262,13 @@ CASES = [
     ("assistant_speak", "zh", "我不能满足您的这个要求", "不能满足您的这个要求", ["这道题我不能回答你，自己想"]),
     ("assistant_speak", "en", "Sure, I can help with that!", "I can help", ["I can help with the dishes later"]),
     ("assistant_speak", "en", "That depends on your budget", "That depends on", ["Our harvest depended on rain"]),
+    (
+        "assistant_speak",
+        "en",
+        "Sure, here's your message to 陈凯:",
+        "here's your message",
+        ["Here's the message my boss sent me, read it", "here is my number, text me"],
+    ),
     ("assistant_speak", "zh", "以下是几个建议", "以下是几个建议", ["以下就是我的全部家当了"]),
     (
         "assistant_speak",
