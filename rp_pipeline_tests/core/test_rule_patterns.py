@@ -265,6 +265,21 @@ CASES = [
     (
         "assistant_speak",
         "en",
+        "I'm sorry, but I'm unable to assist with that request.",
+        "I'm unable to assist with that",
+        ["I'm unable to sleep with that noise"],
+    ),
+    (
+        "assistant_speak",
+        "zh",
+        "我很好，谢谢你的关心。有什么我可以帮忙的吗？",
+        "有什么我可以帮忙的",
+        ["今天有什么新鲜事吗？", "有什么我能做的吗，你说"],
+    ),
+    ("assistant_speak", "zh", "对不起，我不能帮助你。", "对不起，我不能帮助你", ["这事我不能帮你，自己搞定"]),
+    (
+        "assistant_speak",
+        "en",
         "Sure, here's your message to 陈凯:",
         "here's your message",
         ["Here's the message my boss sent me, read it", "here is my number, text me"],
