@@ -453,6 +453,11 @@ def check_user_turn(
     if not text.strip():
         return [Violation(code="empty", detail="user turn")]
     found: list[Violation] = []
+    plain = visible_text(text, "\n")
+    # a deliberate switch is judged as the language it is in ("I'm so happy" is English, not a
+    # label word leaking into a Chinese turn)
+    if switch_language and _user_language(plain, language) and not _user_language(plain, switch_language):
+        language = switch_language
     if match := _MARKUP.search(text) or _JSON_DEBRIS.search(text):
         found.append(Violation(code="user_markup", detail=match.group(0)))
     elif word := find_label_word(text, language):
@@ -465,15 +470,10 @@ def check_user_turn(
         number := next((n for n, earlier in enumerate(previous_user_turns, 1) if is_echo(text, earlier)), None)
     ):  # a user may say 好的 or "haha" twice; a sentence again is a loop
         found.append(Violation(code="user_echo", detail=f"repeats the user's turn {number}"))
-    plain = visible_text(text, "\n")
     if detail := assistant_speak(text, plain, rules):
         found.append(Violation(code="user_assistant_speak", detail=detail))
     # a repeated letter or keyboard mash is in no language: lingua would name one at random
-    if (
-        not degenerate
-        and (detail := _user_language(plain, language))
-        and (switch_language is None or _user_language(plain, switch_language))
-    ):
+    if not degenerate and (detail := _user_language(plain, language)):
         found.append(Violation(code="user_wrong_language", detail=detail))
     return found
 

@@ -271,3 +271,6 @@ def test_a_user_told_to_switch_may_write_that_language_but_no_third_one():
     assert user_codes("今天好累，先不聊这个了", "zh", switch_language="en") == set()  # back in the dialogue's language
     french = "On peut parler français maintenant, s'il te plaît ?"
     assert user_codes(french, "zh", switch_language="en") == {"user_wrong_language"}
+    # judged as English: "happy" is a word there, not a label leaking into a Chinese turn
+    assert user_codes("I'm so happy we can practise English today", "zh", switch_language="en") == set()
+    assert user_codes("今天好开心 Happy", "zh", switch_language="en") == {"user_markup"}
