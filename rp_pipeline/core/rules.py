@@ -454,10 +454,11 @@ def check_user_turn(
         return [Violation(code="empty", detail="user turn")]
     found: list[Violation] = []
     plain = visible_text(text, "\n")
+    off_language = _user_language(plain, language)
     # a deliberate switch is judged as the language it is in ("I'm so happy" is English, not a
     # label word leaking into a Chinese turn)
-    if switch_language and _user_language(plain, language) and not _user_language(plain, switch_language):
-        language = switch_language
+    if switch_language and off_language and not _user_language(plain, switch_language):
+        language, off_language = switch_language, None
     if match := _MARKUP.search(text) or _JSON_DEBRIS.search(text):
         found.append(Violation(code="user_markup", detail=match.group(0)))
     elif word := find_label_word(text, language):
@@ -473,8 +474,8 @@ def check_user_turn(
     if detail := assistant_speak(text, plain, rules):
         found.append(Violation(code="user_assistant_speak", detail=detail))
     # a repeated letter or keyboard mash is in no language: lingua would name one at random
-    if not degenerate and (detail := _user_language(plain, language)):
-        found.append(Violation(code="user_wrong_language", detail=detail))
+    if not degenerate and off_language:
+        found.append(Violation(code="user_wrong_language", detail=off_language))
     return found
 
 

@@ -284,6 +284,20 @@ CASES = [
         "here's your message",
         ["Here's the message my boss sent me, read it", "here is my number, text me"],
     ),
+    (
+        "assistant_speak",
+        "en",
+        "Sure, you can start by texting your friend in English and saying:",
+        "you can start by",
+        ["You can start by saying sorry to her, honestly", "Sure, start with the soup"],
+    ),
+    (
+        "assistant_speak",
+        "ja",
+        "今日は新しい学期からようですね。何かお手伝いできましたか？",
+        "何かお手伝いできましたか",
+        ["昨日お母さんのお手伝いできた？", "何か手伝おうか？"],
+    ),
     ("assistant_speak", "zh", "以下是几个建议", "以下是几个建议", ["以下就是我的全部家当了"]),
     (
         "assistant_speak",
