@@ -152,3 +152,31 @@ def test_a_sample_limit_keeps_a_seeded_pick_that_does_not_depend_on_the_order():
     assert {r.id for r in limit_requests(list(reversed(requests)), 4, seed=1)} == {r.id for r in picked}
     assert any({r.id for r in limit_requests(requests, 4, seed=s)} != {r.id for r in picked} for s in range(2, 6))
     assert limit_requests(requests, 0, seed=1) == requests and limit_requests(requests, 99, seed=1) == requests
+
+
+def test_a_sample_limit_picks_the_replies_to_a_language_switch_first():
+    """In a switch dialogue the user's turns 2 and 3 ask for another language; the policy's
+    replies there are sampled before any other turn's, whatever the seed."""
+    from rp_pipeline.core.preferences import limit_requests, self_sample_requests
+
+    card = load_persona_file(ASSETS / "personas" / "lin-xiaoman.yaml")
+    plain = _dialogue(card)
+    switch = plain.model_copy(
+        update={
+            "id": "clean-2",
+            "switch_language": "en",
+            "messages": [
+                *plain.messages[:3],
+                Message(role="user", content="Can we speak English? Just for today"),
+                Message(role="assistant", content="不行哦，在我店里就说中文<emotion>happy</emotion>"),
+                Message(role="user", content="Come on, one sentence in English!"),
+                Message(role="assistant", content="一句也不行，尝尝新豆子吧<emotion>happy</emotion>"),
+            ],
+        }
+    )
+    requests = self_sample_requests(plain, 2) + self_sample_requests(switch, 2)
+    assert [r.index for r in requests if r.switch] == [4, 4, 6, 6]
+    for seed in range(4):
+        picked = limit_requests(requests, 5, seed=seed)
+        assert {(r.id, r.index) for r in picked if r.switch} == {(r.id, r.index) for r in requests if r.switch}
+        assert len(picked) == 5
