@@ -102,6 +102,10 @@ def test_quick_run_trains_lora_full_and_dpo_and_evaluates_all_four(tmp_path, cap
     assert len(played) == 12 and all(len(replies) == 1 for replies in played.values())
 
 
+# ~4 minutes on 2 cores (a whole profile run to its pairs: generation, cleaning, the corpus, the
+# profile's SFT and sampling from it), which the default run cannot afford; the stages after it are
+# the quick run's above, and the graph itself is test_end_to_end's.
+@pytest.mark.slow
 def test_without_the_profiles_outputs_the_profile_runs_up_to_its_pairs_and_no_further(
     pipeline_settings, tiny_model_dir, fake_llm
 ):
