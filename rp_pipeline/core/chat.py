@@ -72,8 +72,10 @@ class ChatModel(Protocol):
         seed: int,
         response_schema: dict | None = None,
         top_logprobs: int = 0,
+        language: str | None = None,
     ) -> Completion:
-        """`top_logprobs` > 0 asks for that many alternatives of the first token (`next_tokens`)."""
+        """`top_logprobs` > 0 asks for that many alternatives of the first token (`next_tokens`).
+        `language`: the language the reply must be in, for a model map that constrains it."""
         ...
 
     async def structured(self, role: Role, messages: Messages, schema: type[T], *, seed: int) -> T:

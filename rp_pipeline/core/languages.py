@@ -45,6 +45,28 @@ def scripts_of(code: str) -> frozenset[str]:
     return SCRIPTS.get(code, LATIN)
 
 
+# The letters of each script as code point ranges (the main blocks; digits, punctuation and
+# emoji belong to none), for constraints that must name them: a decoder grammar's character class.
+SCRIPT_LETTERS: dict[str, tuple[tuple[int, int], ...]] = {
+    "Latin": ((0x41, 0x5A), (0x61, 0x7A), (0xC0, 0x24F)),
+    "Greek": ((0x370, 0x3FF),),
+    "Cyrillic": ((0x400, 0x4FF),),
+    "Arabic": ((0x600, 0x6FF),),
+    "Devanagari": ((0x900, 0x97F),),
+    "Thai": ((0xE00, 0xE7F),),
+    "Hangul": ((0x1100, 0x11FF), (0x3130, 0x318F), (0xAC00, 0xD7AF)),
+    "Hiragana": ((0x3040, 0x309F),),
+    "Katakana": ((0x30A0, 0x30FF), (0x31F0, 0x31FF), (0xFF66, 0xFF9F)),
+    "Han": ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF)),
+}
+
+
+def letters_outside(code: str) -> list[tuple[int, int]]:
+    """The code point ranges of the letters of every script that `code` is not written in."""
+    own = scripts_of(code)
+    return [span for script, spans in SCRIPT_LETTERS.items() if script not in own for span in spans]
+
+
 def check_language(code: str) -> str:
     """Pydantic validator: accept only codes the whole pipeline supports."""
     if code not in LANGUAGES:

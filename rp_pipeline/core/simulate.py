@@ -329,7 +329,7 @@ class DialogueSimulator:
             )
             messages = [{"role": "system", "content": f"{system}\n\n{hint}"}, *history]
             completion = await self.llm.complete(
-                "character", messages, seed=stable_seed(dialogue_id, len(turns), attempt)
+                "character", messages, seed=stable_seed(dialogue_id, len(turns), attempt), language=persona.language
             )
             text = completion.text.strip()
             violations = self._check_reply(text, persona, turns)

