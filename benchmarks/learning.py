@@ -26,8 +26,9 @@ fails calibration (agreement 0.06), so its scores would rank nothing.
 
 Sizes: by default the profile's (learn: SFT 48 steps at batch 1 for LoRA and for full, DPO 16
 steps) and every eval turn (87 replies per version). Measured on 2 cores with the data in place
-(benchmarks/RESULTS.md, 2026-12-02): LoRA SFT 7.1 min, full SFT 11.4 min, DPO 7.5 min, each
-version merged, exported and played ~3 min: 38.5 min. `--sft-steps`, `--dpo-steps` and
+(benchmarks/RESULTS.md, 2026-12-02): on a Xeon box LoRA SFT 7.1 min, full SFT 11.4 min, DPO 7.5
+min, each version merged, exported and played ~3 min: 38.5 min; on an AMD EPYC box the same stages
+took 80.1 min (training 19.2, 25.6 and 19.3 min). `--sft-steps`, `--dpo-steps` and
 `--eval-turns` trade figures for time.
 
 Each stage reports its wall time and the peak resident memory of this process and every process
