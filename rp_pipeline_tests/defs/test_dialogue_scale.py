@@ -27,6 +27,9 @@ def slow_fake_llm():
     server.stop()
 
 
+# ~80 s on 2 cores: a scale run, left to -m slow; concurrency up to the limit is llm/test_client's and
+# a rerun that makes no calls test_generation_assets'
+@pytest.mark.slow
 def test_32_dialogues_run_concurrently_and_a_rerun_makes_no_calls(tmp_path, monkeypatch, slow_fake_llm):
     fake = slow_fake_llm
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
