@@ -117,12 +117,41 @@ def run_script(cls: type[C], work: Callable[[C, Any], dict[str, Any]], argv: lis
             raise SystemExit(2) from None
         if cfg.cpu_threads:  # before torch is imported (the scripts import it lazily)
             os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(cfg.cpu_threads)
+        keep_freed_memory_on_cpu()
         started = time.perf_counter()
         metadata = work(cfg, pipes)
         metadata.setdefault("runtime_s", round(time.perf_counter() - started, 3))
         if _is_main_rank():
             pipes.report_asset_materialization(metadata=metadata)
     return 0
+
+
+def keep_freed_memory_on_cpu() -> bool:
+    """On CPU, have glibc keep freed memory in the process instead of handing it back.
+
+    glibc serves every block over 32 MiB (activations, gradients, logits) with a fresh mmap
+    and unmaps it on free, so each training step faults its gigabytes in again, page by
+    page: on the 2-core EPYC VM a first touch ran at 1.6 GB/s against 33 GB/s for memory
+    already mapped. Full SFT of the 0.5B there, steps 2-4 of the learn corpus: fp32 32-33 s a
+    step as glibc does by default, 21-29 s with freed memory kept; bf16 autocast 27-33 s and
+    12-18 s. With mmap off and no trimming the heap is reused from step to step (peak RSS
+    unchanged, 12.4 GB).
+    Not on a GPU, where host copies of the weights freed after loading would stay resident
+    in every rank. True when applied (Linux with glibc)."""
+    import ctypes
+    import ctypes.util
+
+    import torch
+
+    if torch.cuda.is_available() or sys.platform != "linux":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>; a threshold of -1 turns trimming off (mallopt(3))
+    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, -1))
 
 
 # ---------------------------------------------------------------- files
@@ -401,11 +430,23 @@ def optional_kernels() -> dict[str, dict[str, Any]]:
     return {"model": model, "trainer": trainer}
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX). Only then is bf16
+    autocast worth it on CPU: elsewhere torch emulates it and a step gets slower, not faster."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
 def train_precision() -> dict[str, Any]:
-    """TrainingArguments for the hardware at hand: TRL defaults to bf16, which refuses on
-    CPU, so CPU gets fp32 + ``use_cpu``; CUDA gets bf16 where the GPU supports it."""
+    """TrainingArguments for the hardware at hand. CUDA gets bf16 where the GPU supports it.
+    A CPU with native bf16 gets bf16 autocast beside ``use_cpu`` (weights and optimizer stay
+    fp32; on a 2-core AVX512-BF16 EPYC the matmuls ran 6x faster and a full-parameter step of
+    the 0.5B 1.6x: see keep_freed_memory_on_cpu); any other CPU fp32, because TRL's bf16
+    default refuses there."""
     import torch
 
     if torch.cuda.is_available():
         return {"use_cpu": False, "bf16": torch.cuda.is_bf16_supported(), "fp16": False}
-    return {"use_cpu": True, "bf16": False, "fp16": False}
+    return {"use_cpu": True, "bf16": cpu_has_native_bf16(), "fp16": False}
