@@ -107,6 +107,10 @@ def find_label_word(text: str, language: str) -> str | None:
 DEGENERATE_RUN_CHARS = 16  # a unit repeated over this many letters: "うううう…", "asdasdasd…"
 DEGENERATE_MIN_REPEATS = 6
 _REPEATED_UNIT = regex.compile(rf"(.{{1,3}}?)\1{{{DEGENERATE_MIN_REPEATS - 1},}}")
+# One punctuation mark said over and over ("¡¡¡¡¡¡", "！！！！！！"): a tuned model's loop that
+# has no letters for the runs above to see. Marks of trailing off and pauses repeat freely
+# ("……", "......", "~~~", "——").
+_PUNCTUATION_RUN = regex.compile(rf"(?![.。…・~～\-—_])(\p{{P}})\1{{{DEGENERATE_MIN_REPEATS - 1},}}")
 # A longer unit ("asdf", "lolz") repeated inside one word: "asdfasdfasdfasdf" is mash, while
 # "very very very very" is words, so spaces break these runs.
 _REPEATED_LONG_UNIT = regex.compile(r"(\w{4,6}?)\1{3,}")
@@ -124,6 +128,8 @@ def find_degenerate(text: str) -> str | None:
 
     Laughter and emphasis ("哈哈哈哈", "nooooo") stay under the run length; a longer unit
     repeated inside one word ("asdfasdfasdfasdf") counts too."""
+    if match := _PUNCTUATION_RUN.search(text):
+        return f"{match.group(1)!r} repeated {len(match.group(0))} times"
     folded = text.casefold()
     letters = alnum_only(folded)
     for match in _REPEATED_UNIT.finditer(letters):

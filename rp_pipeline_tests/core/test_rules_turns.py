@@ -224,6 +224,9 @@ def test_words_said_again_are_not_mash(lang, text):
         ("en", "asdfghjkl ;;;; zxcvbnm" + E("neutral"), "Ha, no way" + E("surprised")),
         ("ja", "う" * 30 + E("neutral"), "うーん、どうしようかな" + E("neutral")),
         ("zh", "啊" * 20 + E("sad"), "哈哈哈哈哈，笑死我了" + E("happy")),
+        # a tuned 0.5B's loop has no letters at all (learn eval, 2026-12-02); trailing off is fine
+        ("es", ("¡" * 6 + E("neutral")) * 3, "¡¡Qué sorpresa!!" + E("surprised")),
+        ("zh", "！！！！！！" + E("angry"), "……算了" + E("sad") + "……" + E("sad")),
     ],
 )
 def test_a_degenerate_reply_is_degenerate_and_not_judged_for_language(lang, garbage, fine):
