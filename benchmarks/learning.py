@@ -2,6 +2,7 @@
 SFT -> DPO, each played through the held-out eval scenarios beside the base (issue 13).
 
     python benchmarks/learning.py [--sft-steps N] [--dpo-steps N] [--eval-turns K] [--quick]
+    python benchmarks/learning.py --rescore [--out OUT]   # the last run's replies, current rules
 
 Data: the `learn` profile's corpus and on-policy preference pairs, as its run left them in its
 data directory (default data/learn: `data/learn/assets/training_corpus.json` and
@@ -342,13 +343,13 @@ def train(run: Run) -> dict[str, Checkpoint]:
     return checkpoints
 
 
-def scenarios_and_prompts(run: Run) -> tuple[list[EvalScenario], dict[str, str], dict, RuleSet]:
+def scenarios_and_prompts(eval_turns: int | None) -> tuple[list[EvalScenario], dict[str, str], dict, RuleSet]:
     assets = Settings().assets_dir
     rules = RuleSet.load(assets / "rules")
     cards = load_eval_cards(assets / "eval", rules)
     scenarios = load_scenarios(assets / "eval" / "scenarios.yaml", cards)
-    if run.eval_turns is not None:
-        scenarios = [s.model_copy(update={"user_turns": s.user_turns[: run.eval_turns]}) for s in scenarios]
+    if eval_turns is not None:
+        scenarios = [s.model_copy(update={"user_turns": s.user_turns[:eval_turns]}) for s in scenarios]
     prompts = Prompts(assets / "prompts")
     return scenarios, {key: system_prompt(card, prompts) for key, card in cards.items()}, cards, rules
 
@@ -386,7 +387,7 @@ def play(run: Run, name: str, checkpoint: Checkpoint | None, scenarios, system_p
 
 
 def evaluate(run: Run, checkpoints: dict[str, Checkpoint]) -> list[VersionResult]:
-    scenarios, system_prompts, cards, rules = scenarios_and_prompts(run)
+    scenarios, system_prompts, cards, rules = scenarios_and_prompts(run.eval_turns)
     shutil.rmtree(
         run.out / "eval", ignore_errors=True
     )  # its cache too: served names repeat across runs, weights do not
@@ -407,6 +408,26 @@ def evaluate(run: Run, checkpoints: dict[str, Checkpoint]) -> list[VersionResult
         metrics, values = automatic_metrics(scenario_plays(scenarios, cards, replies), rules)
         results.append(VersionResult(name, metrics, values))
     return results
+
+
+def rescore(out: Path) -> str:
+    """The table of the run in `out` with its played replies scored again under the current
+    rules: seconds and no model, for when the rules change after a run. Its costs and training
+    figures are the run's; results.json gets the new scores and when they were made."""
+    path = out / "results.json"
+    if not path.is_file():
+        raise SystemExit(f"{path}: no results of an earlier run to score again")
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    scenarios, _prompts, cards, rules = scenarios_and_prompts(saved.get("eval_turns"))
+    results = []
+    for name in (r["name"] for r in saved["results"]):
+        replies = json.loads((out / "eval" / name / "played.json").read_text(encoding="utf-8"))
+        metrics, values = automatic_metrics(scenario_plays(scenarios, cards, replies), rules)
+        results.append(VersionResult(name, metrics, values))
+    saved["results"] = [asdict(r) for r in results]
+    saved["rescored_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    path.write_text(json.dumps(saved, ensure_ascii=False, indent=1), encoding="utf-8")
+    return render(results, [StageCost(**s) for s in saved["stages"]], saved["notes"])
 
 
 def training_notes(run: Run) -> list[str]:
@@ -461,6 +482,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--base-model", help="a model directory instead of the profile's base")
     parser.add_argument("--regenerate", action="store_true", help="run the profile again even if its outputs exist")
     parser.add_argument(
+        "--rescore", action="store_true", help="score OUT's played replies again under the current rules; no training"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help=f"the tiny test model (unless --base-model), sizes {QUICK}"
     )
     args = parser.parse_args(argv)
@@ -513,6 +537,10 @@ def prepare(args: argparse.Namespace) -> Run:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.rescore:
+        out = args.out or REPO_ROOT / "data" / Path(args.profile).stem / "learning"
+        print(rescore(out.resolve()), flush=True)
+        return 0
     started = time.perf_counter()
     run = prepare(args)
     training = run.profile.training

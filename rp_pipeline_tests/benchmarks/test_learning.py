@@ -108,6 +108,16 @@ def test_quick_run_trains_lora_full_and_dpo_and_evaluates_all_four(tmp_path, cap
     played = json.loads((out / "eval" / "dpo" / "played.json").read_text())
     assert len(played) == 12 and all(len(replies) == 1 for replies in played.values())
 
+    # the same replies scored again (as after a rule change): a reply made degenerate now fails
+    key = next(iter(played))
+    played[key] = [("¡" * 6 + "<emotion>neutral</emotion>") * 3]
+    (out / "eval" / "dpo" / "played.json").write_text(json.dumps(played, ensure_ascii=False))
+    assert bench.main(["--rescore", "--out", str(out)]) == 0
+    rescored = json.loads((out / "results.json").read_text())
+    dpo_clean = next(r for r in rescored["results"] if r["name"] == "dpo")["values"]["rule_clean_rate"]
+    assert dpo_clean[0] == 0.0 and "rescored_at" in rescored and rescored["stages"] == results["stages"]
+    assert capsys.readouterr().out.splitlines()[-1].startswith("format-valid gain: ")
+
 
 # ~4 minutes on 2 cores (a whole profile run to its pairs: generation, cleaning, the corpus, the
 # profile's SFT and sampling from it), which the default run cannot afford; the stages after it are
