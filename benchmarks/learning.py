@@ -29,7 +29,8 @@ Sizes: by default the profile's (learn: SFT 48 steps at batch 1 for LoRA and for
 steps) and every eval turn (87 replies per version). Measured on 2 cores with the data in place
 (benchmarks/RESULTS.md, 2026-12-02): on a Xeon box LoRA SFT 7.1 min, full SFT 11.4 min, DPO 7.5
 min, each version merged, exported and played ~3 min: 38.5 min; on an AMD EPYC box the same stages
-took 80.1 min (training 19.2, 25.6 and 19.3 min). `--sft-steps`, `--dpo-steps` and
+took 80.1 min in fp32 (training 19.2, 25.6 and 19.3 min) and 46.8 min with bf16 autocast and freed
+memory kept (training 9.3, 12.9 and 8.2 min; `training/common.py`, `train_precision`). `--sft-steps`, `--dpo-steps` and
 `--eval-turns` trade figures for time.
 
 Each stage reports its wall time and the peak resident memory of this process and every process
