@@ -44,7 +44,7 @@ print(applied, sum(faults_of_one_block() for _ in range(4)))
 def test_on_cpu_a_freed_block_is_reused_without_faulting_its_pages_in_again():
     """Blocks of 256 MiB allocated and freed step after step stop costing page faults once
     freed memory is kept (glibc settles after one more extension of the heap): that is the
-    per-step saving (about 1.6x for full SFT on the 2-core VM)."""
+    per-step saving (full SFT on the 2-core VM: 1.3x in fp32, 2x under bf16 autocast)."""
 
     def run(mode: str) -> tuple[str, int]:
         out = subprocess.run([sys.executable, "-c", _FAULTS_ON_REUSE, mode], capture_output=True, text=True, check=True)
