@@ -497,12 +497,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def data_and_out_dirs(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The profile's data directory and where this benchmark writes (default DATA_DIR/learning)."""
+    data_dir = args.data_dir or REPO_ROOT / "data" / Path(args.profile).stem
+    return data_dir, (args.out or data_dir / "learning").resolve()
+
+
 def prepare(args: argparse.Namespace) -> Run:
     assets = Settings().assets_dir
-    data_dir = args.data_dir or REPO_ROOT / "data" / Path(args.profile).stem
+    data_dir, out = data_and_out_dirs(args)
     settings = Settings(data_dir=data_dir, profile=args.profile)
     profile = load_profile(profile_path(args.profile, assets))
-    out = (args.out or data_dir / "learning").resolve()
     out.mkdir(parents=True, exist_ok=True)
     sizes: dict[str, Any] = {}
     if args.quick:
@@ -539,8 +544,7 @@ def prepare(args: argparse.Namespace) -> Run:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.rescore:
-        out = args.out or REPO_ROOT / "data" / Path(args.profile).stem / "learning"
-        print(rescore(out.resolve()), flush=True)
+        print(rescore(data_and_out_dirs(args)[1]), flush=True)
         return 0
     started = time.perf_counter()
     run = prepare(args)
